@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Sentinel errors. Adapters wrap them; callers test with errors.Is.
@@ -28,8 +29,10 @@ var (
 	// ErrConflict: a version check in a Batch failed. The error is a
 	// *ConflictError naming the record.
 	ErrConflict = errors.New("store: version conflict")
-	// ErrUnavailable: the backing store cannot be reached or timed out. No
-	// part of the write was applied.
+	// ErrUnavailable: the backing store cannot be reached or timed out. A
+	// batch is never applied in part; but when the store timed out after the
+	// write was sent, the batch may have been applied whole. Read again
+	// before retrying a write that must not happen twice.
 	ErrUnavailable = errors.New("store: unavailable")
 	// ErrInvalid: the call itself is malformed (empty kind or id, the same
 	// record twice in one batch...). A programming error, not bad user input.
@@ -71,18 +74,24 @@ type Record struct {
 
 // Put writes (or deletes) one record inside a Batch.
 type Put struct {
+	// Kind is a short name such as "institution", without ':' (the Redis
+	// adapter builds keys from it and rejects one).
 	Kind string
 	ID   string
 	// Expect is the version the record must have now: MustNotExist (0), a
 	// positive version, or AnyVersion (-1).
 	Expect int64
 	// Delete removes the record and its index entries instead of writing.
+	// Deleting a record that does not exist (with MustNotExist or
+	// AnyVersion) does nothing. A record created again after a delete starts
+	// at version 1.
 	Delete bool
 	Data   []byte
 	// Index is the complete set of index terms for the new version, for
 	// example "state=ACTIVE" or "kind=BANK". Terms of the previous version
 	// that are not listed are removed. Every record is also in the kind's
-	// unnamed all-records index (term "").
+	// unnamed all-records index (term ""). Adapters store the terms as
+	// NormalizeIndex returns them.
 	Index []string
 }
 
@@ -115,7 +124,8 @@ type Query struct {
 	// After is the cursor: the id of the last record of the previous page.
 	// Records are returned in ascending id order.
 	After string
-	// Limit is the most records to return; adapters cap it at MaxLimit.
+	// Limit is the most records to return; adapters cap it at MaxLimit, and
+	// 0 or less means MaxLimit.
 	Limit int
 	// Match, when set, filters records after they are read; records it
 	// rejects do not count against Limit.
@@ -143,9 +153,12 @@ type Store interface {
 	// put, in order (0 for deletes). A failed version check returns a
 	// *ConflictError and writes nothing.
 	Apply(ctx context.Context, b Batch) ([]int64, error)
-	// Pending returns up to limit outbox entries, oldest first.
+	// Pending returns up to limit outbox entries, oldest first (limit is
+	// capped like Query.Limit).
 	Pending(ctx context.Context, limit int) ([]Pending, error)
 	// MarkSent removes entries from the outbox once the stream holds them.
+	// Seqs already removed are ignored, so a repeated call is harmless; a seq
+	// the adapter could never have issued is ErrInvalid.
 	MarkSent(ctx context.Context, seqs ...string) error
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
@@ -179,4 +192,19 @@ func (b Batch) Validate() error {
 		return fmt.Errorf("%w: empty batch", ErrInvalid)
 	}
 	return nil
+}
+
+// NormalizeIndex returns terms sorted, without duplicates and without the
+// implicit all-records term "": the form adapters store and return in
+// Record.Index, so both adapters answer alike whatever order a service
+// listed its terms in.
+func NormalizeIndex(terms []string) []string {
+	out := make([]string, 0, len(terms))
+	for _, t := range terms {
+		if t != "" {
+			out = append(out, t)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

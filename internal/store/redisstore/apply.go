@@ -1,0 +1,183 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/carbondesk/carbondesk/internal/store"
+)
+
+// applyScript commits one store.Batch. Redis runs a script alone, but it
+// does not roll back a script that fails halfway: so phase 1 reads and checks
+// everything (versions, and the types of every key it will write, so that no
+// write can fail with WRONGTYPE), and phase 2 only writes.
+//
+// Index keys are built inside the script from the old terms it reads, so
+// they are not declared in KEYS; that is sound on Redis Cluster only because
+// the prefix's hash tag puts them in the same slot as the declared keys.
+//
+//	KEYS[1]     the outbox stream
+//	KEYS[1+i]   the record hash of put i
+//	ARGV[1]     the index key prefix "<prefix>:ix:"
+//	ARGV[2..3]  the number of puts, the number of events
+//	then 6 per put: kind, id, expected version, delete ("1" or "0"), data,
+//	                index terms (encodeTerms)
+//	then 3 per event: id, subject, data
+//
+// It returns {1, new version of each put...} or, when a check fails,
+// {0, put number (1-based), current version}.
+const applyScript = `
+local function decode(s)
+  local terms, pos = {}, 1
+  while pos <= #s do
+    local colon = string.find(s, ':', pos, true)
+    local n = tonumber(string.sub(s, pos, colon - 1))
+    terms[string.sub(s, colon + 1, colon + n)] = true
+    pos = colon + n + 1
+  end
+  return terms
+end
+
+local function usable(key, want)
+  local t = redis.call('TYPE', key)['ok']
+  return t == 'none' or t == want
+end
+
+local ixp, nput, nev = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local plan = {}
+
+-- Phase 1: checks only.
+for i = 1, nput do
+  local a = 3 + (i - 1) * 6
+  local p = {key = KEYS[1 + i], id = ARGV[a + 2], del = ARGV[a + 4] == '1', data = ARGV[a + 5], ix = ARGV[a + 6]}
+  p.base = ixp .. ARGV[a + 1] .. ':'
+  local expect = tonumber(ARGV[a + 3])
+  if not usable(p.key, 'hash') then
+    return redis.error_reply('WRONGTYPE ' .. p.key .. ' is not a record hash')
+  end
+  local cur = redis.call('HMGET', p.key, 'v', 'ix')
+  p.v = tonumber(cur[1]) or 0
+  if expect >= 0 and p.v ~= expect then
+    return {0, i, p.v}
+  end
+  p.old = cur[2] and decode(cur[2]) or {}
+  if p.del then p.new = {} else p.new = decode(p.ix) end
+  local touched = {p.base}
+  for t in pairs(p.old) do touched[#touched + 1] = p.base .. t end
+  for t in pairs(p.new) do touched[#touched + 1] = p.base .. t end
+  for _, k in ipairs(touched) do
+    if not usable(k, 'zset') then
+      return redis.error_reply('WRONGTYPE ' .. k .. ' is not an index sorted set')
+    end
+  end
+  plan[i] = p
+end
+if nev > 0 and not usable(KEYS[1], 'stream') then
+  return redis.error_reply('WRONGTYPE ' .. KEYS[1] .. ' is not an outbox stream')
+end
+
+-- Phase 2: writes only.
+local out = {1}
+for i = 1, nput do
+  local p = plan[i]
+  for t in pairs(p.old) do
+    if not p.new[t] then redis.call('ZREM', p.base .. t, p.id) end
+  end
+  if p.del then
+    if p.v > 0 then
+      redis.call('ZREM', p.base, p.id)
+      redis.call('DEL', p.key)
+    end
+    out[#out + 1] = 0
+  else
+    redis.call('HSET', p.key, 'v', p.v + 1, 'd', p.data, 'ix', p.ix)
+    if p.v == 0 then redis.call('ZADD', p.base, 0, p.id) end
+    for t in pairs(p.new) do
+      if not p.old[t] then redis.call('ZADD', p.base .. t, 0, p.id) end
+    end
+    out[#out + 1] = p.v + 1
+  end
+end
+for j = 1, nev do
+  local a = 3 + nput * 6 + (j - 1) * 3
+  redis.call('XADD', KEYS[1], '*', 'id', ARGV[a + 1], 's', ARGV[a + 2], 'd', ARGV[a + 3])
+end
+return out
+`
+
+// Apply commits the batch with one run of applyScript.
+func (s *Store) Apply(ctx context.Context, b store.Batch) ([]int64, error) {
+	const op = "redisstore: apply"
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if err := b.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	keys := make([]string, 0, 1+len(b.Puts))
+	keys = append(keys, s.outbox)
+	args := make([]any, 0, 3+6*len(b.Puts)+3*len(b.Events))
+	args = append(args, s.ixPrefix, len(b.Puts), len(b.Events))
+	for _, p := range b.Puts {
+		if err := checkKind(p.Kind); err != nil {
+			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		del := "0"
+		if p.Delete {
+			del = "1"
+		}
+		keys = append(keys, s.recordKey(p.Kind, p.ID))
+		args = append(args, p.Kind, p.ID, p.Expect, del, p.Data, encodeTerms(store.NormalizeIndex(p.Index)))
+	}
+	for _, e := range b.Events {
+		args = append(args, e.ID, e.Subject, e.Data)
+	}
+
+	res, err := s.runApply(ctx, keys, args)
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	if len(res) == 3 && res[0] == 0 {
+		i := res[1] - 1
+		if i < 0 || int(i) >= len(b.Puts) {
+			return nil, fmt.Errorf("%s: script named put %d of %d", op, res[1], len(b.Puts))
+		}
+		p := b.Puts[i]
+		return nil, fmt.Errorf("%s: %w", op, &store.ConflictError{Kind: p.Kind, ID: p.ID, Expect: p.Expect, Current: res[2]})
+	}
+	if len(res) != 1+len(b.Puts) || res[0] != 1 {
+		return nil, fmt.Errorf("%s: unexpected script reply %v", op, res)
+	}
+	return res[1:], nil
+}
+
+// runApply runs the script by its SHA, loading it on NOSCRIPT (after a
+// Redis restart the script cache is empty). Neither call is retried by
+// go-redis: a retry after a lost reply would run the batch twice and turn
+// the caller's own success into a version conflict. The caller gets
+// ErrUnavailable instead and reads back.
+func (s *Store) runApply(ctx context.Context, keys []string, args []any) ([]int64, error) {
+	run := func(cmdName, script string) *redis.Cmd {
+		a := make([]any, 0, 3+len(keys)+len(args))
+		a = append(a, cmdName, script, len(keys))
+		for _, k := range keys {
+			a = append(a, k)
+		}
+		a = append(a, args...)
+		cmd := redis.NewCmd(ctx, a...)
+		_ = s.rdb.Process(ctx, noRetry{cmd})
+		return cmd
+	}
+	cmd := run("evalsha", s.apply.Hash())
+	if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+		cmd = run("eval", applyScript)
+	}
+	return cmd.Int64Slice()
+}
+
+// noRetry marks a command go-redis must not send a second time.
+type noRetry struct{ *redis.Cmd }
+
+func (noRetry) NoRetry() bool { return true }
