@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
+	"github.com/carbondesk/carbondesk/internal/events"
+)
+
+// buildBinary builds cmd/carbondesk as a user would.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "carbondesk")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("go build: %v", err)
+	}
+	return bin
+}
+
+type proc struct {
+	cmd      *exec.Cmd
+	grpcAddr string
+	natsURL  string
+	took     time.Duration
+	done     chan struct{} // closed when the process has exited
+	err      error         // its exit status, once done is closed
+}
+
+var (
+	grpcLine  = regexp.MustCompile(`^\s+gRPC\s+(\S+)`)
+	natsLine  = regexp.MustCompile(`^\s+NATS\s+embedded, (nats://\S+)`)
+	readyLine = regexp.MustCompile(`^CarbonDesk ready in (\S+)`)
+)
+
+// start runs the binary on dataDir and waits for its ready lines.
+func start(t *testing.T, bin, dataDir string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, "--data", dataDir, "--grpc", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--log-level", "warn")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-p.done
+	})
+	timeout := time.After(30 * time.Second)
+	for p.grpcAddr == "" || p.natsURL == "" {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("carbondesk exited before it was ready")
+			}
+			if m := readyLine.FindStringSubmatch(l); m != nil {
+				p.took, _ = time.ParseDuration(m[1])
+			}
+			if m := grpcLine.FindStringSubmatch(l); m != nil {
+				p.grpcAddr = m[1]
+			}
+			if m := natsLine.FindStringSubmatch(l); m != nil {
+				p.natsURL = m[1]
+			}
+		case <-timeout:
+			t.Fatal("carbondesk did not print its addresses within 30 s")
+		}
+	}
+	go func() {
+		for range lines {
+		}
+	}()
+	return p
+}
+
+func client(t *testing.T, addr string) (registryv1.RegistryServiceClient, *grpc.ClientConn) {
+	t.Helper()
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return registryv1.NewRegistryServiceClient(cc), cc
+}
+
+// streamEvents reads every envelope in the REGISTRY stream.
+func streamEvents(t *testing.T, url string) map[string]int {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, "REGISTRY")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			continue
+		}
+		env, err := events.Decode(m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[env.Type+" "+env.EntityId]++
+	}
+	return counts
+}
+
+// TestBinaryEndToEnd builds and runs carbondesk as a user would, calls it
+// over gRPC, kills it with SIGKILL, starts it again on the same data folder
+// and finds the data and exactly one event per change; then stops it with
+// SIGINT and expects a clean exit.
+func TestBinaryEndToEnd(t *testing.T) {
+	bin := buildBinary(t)
+	data := t.TempDir()
+
+	p := start(t, bin, data)
+	t.Logf("first start (with seeding) ready in %s", p.took)
+	reg, cc := client(t, p.grpcAddr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	if h, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health: %v %v", h, err)
+	}
+	seeded, err := reg.ListInstitutions(ctx, &registryv1.ListInstitutionsRequest{PageSize: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seeded.Institutions) < 40 {
+		t.Fatalf("seeds: %d institutions, want >= 40", len(seeded.Institutions))
+	}
+
+	created, err := reg.RegisterInstitution(ctx, &registryv1.RegisterInstitutionRequest{
+		CreditCode: "91420106MA4K00010G",
+		NameZh:     "端到端测试碳资产管理有限公司",
+		NameEn:     "End-to-End Carbon Asset Management Co., Ltd.",
+		Kind:       registryv1.InstitutionKind_INSTITUTION_KIND_CARBON_ASSET_MANAGER,
+		Tier:       registryv1.Tier_TIER_LEGAL_ENTITY,
+		Zone:       registryv1.Zone_ZONE_FINANCE_AXIS,
+		Address:    "武汉市武昌区中北路1号",
+		Contact:    &registryv1.Contact{Name: "王工", Phone: "027-88880000", Email: "desk@example.cn"},
+	})
+	if err != nil {
+		t.Fatalf("RegisterInstitution: %v", err)
+	}
+	id := created.Institution.Id
+	approved, err := reg.ApproveInstitution(ctx, &registryv1.ApproveInstitutionRequest{Id: id, Reason: "licences checked"})
+	if err != nil {
+		t.Fatalf("ApproveInstitution: %v", err)
+	}
+	// Wait until the approval's event is in the stream, then kill -9.
+	deadline := time.Now().Add(10 * time.Second)
+	for streamEvents(t, p.natsURL)["registry.institution.approved "+id] == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("approval event not in the stream within 10 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+
+	p2 := start(t, bin, data)
+	t.Logf("restart ready in %s", p2.took)
+	reg2, _ := client(t, p2.grpcAddr)
+	got, err := reg2.GetInstitution(ctx, &registryv1.GetInstitutionRequest{Id: id})
+	if err != nil {
+		t.Fatalf("GetInstitution after restart: %v", err)
+	}
+	if got.Institution.State != registryv1.InstitutionState_INSTITUTION_STATE_ACTIVE || got.Institution.Version != approved.Institution.Version {
+		t.Fatalf("after restart: state %v version %d, want ACTIVE version %d", got.Institution.State, got.Institution.Version, approved.Institution.Version)
+	}
+	again, err := reg2.ListInstitutions(ctx, &registryv1.ListInstitutionsRequest{PageSize: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again.Institutions) != len(seeded.Institutions)+1 {
+		t.Fatalf("after restart %d institutions, want %d (seeds must not load twice)", len(again.Institutions), len(seeded.Institutions)+1)
+	}
+	counts := streamEvents(t, p2.natsURL)
+	for _, typ := range []string{"registry.institution.registered", "registry.institution.approved"} {
+		if n := counts[typ+" "+id]; n != 1 {
+			t.Errorf("%s events for %s: %d, want exactly 1", typ, id, n)
+		}
+	}
+
+	// Ctrl-C: a clean stop with exit status 0.
+	if err := p2.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p2.done:
+		if p2.err != nil {
+			t.Fatalf("exit after SIGINT: %v", p2.err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("carbondesk did not stop within 15 s of SIGINT")
+	}
+}

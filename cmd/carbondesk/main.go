@@ -1,0 +1,92 @@
+// Command carbondesk runs the CarbonDesk carbon-finance service desk. With no
+// arguments it runs every service in one process with an embedded NATS
+// JetStream server and an embedded store in ./data, loading the demo data on
+// first start.
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/carbondesk/carbondesk/internal/app"
+)
+
+func main() {
+	if err := newRootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "carbondesk:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	cfg := app.Defaults()
+	var (
+		noSeed    bool
+		logFormat string
+		logLevel  string
+	)
+	cmd := &cobra.Command{
+		Use:   "carbondesk",
+		Short: "CarbonDesk: a district's carbon-finance service desk",
+		Long: `CarbonDesk runs a district's carbon-finance service desk: the institution
+registry, with its events on NATS JetStream.
+
+With no arguments it runs every service in one process, with an embedded NATS
+JetStream server and an embedded store in --data, and loads the demo data from
+seeds/ on first start. --redis and --nats point it at external servers instead.`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			cfg.Seed = !noSeed
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return app.Run(ctx, cfg, log, func(r app.Ready) {
+				fmt.Fprintf(cmd.OutOrStdout(), "CarbonDesk ready in %s\n  gRPC     %s\n", r.Took.Round(1e6), r.GRPCAddr)
+				if r.Embedded {
+					nats := "embedded, in-process (no port; --nats-listen to expose it)"
+					if r.NATSURL != "" {
+						nats = "embedded, " + r.NATSURL
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "  NATS     %s\n", nats)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "  store    %s (data folder %s)\nPress Ctrl-C to stop.\n", r.StoreKind, cfg.DataDir)
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data folder for the embedded store and embedded NATS")
+	f.StringVar(&cfg.GRPCAddr, "grpc", cfg.GRPCAddr, "listen address shared by all gRPC services")
+	f.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "listen address reserved for the REST/JSON gateway and console (not built yet)")
+	f.StringVar(&cfg.RedisURL, "redis", "", "Redis URL (redis://host:6379/0) to store data in instead of the data folder")
+	f.StringVar(&cfg.NATSURL, "nats", "", "NATS URL (nats://host:4222) to use instead of the embedded server")
+	f.StringVar(&cfg.NATSListen, "nats-listen", "", "give the embedded NATS a TCP listener on this address (default: in-process only)")
+	f.BoolVar(&noSeed, "no-seed", false, "do not load the demo data on first start")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	return cmd
+}
+
+func newLogger(format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

@@ -1,0 +1,220 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/carbondesk/carbondesk/internal/events"
+	"github.com/carbondesk/carbondesk/internal/grpcx"
+	"github.com/carbondesk/carbondesk/internal/natsx"
+	"github.com/carbondesk/carbondesk/internal/outbox"
+	"github.com/carbondesk/carbondesk/internal/store"
+	"github.com/carbondesk/carbondesk/internal/store/boltstore"
+	"github.com/carbondesk/carbondesk/internal/store/redisstore"
+	"github.com/carbondesk/carbondesk/seeds"
+	"github.com/carbondesk/carbondesk/services/registry"
+)
+
+// Ready describes a started process; Run passes it to the ready callback.
+type Ready struct {
+	GRPCAddr  string        // the address actually bound
+	NATSURL   string        // the embedded server's client URL, when it listens
+	Took      time.Duration // from Run's start to ready
+	Embedded  bool          // NATS embedded in the process
+	StoreKind string        // "bolt" or "redis"
+}
+
+// Run starts every service and blocks until ctx is cancelled, then shuts
+// down in reverse order. ready, when not nil, is called once the gRPC
+// listener accepts calls.
+func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(Ready)) (err error) {
+	start := time.Now()
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	log.Info("starting carbondesk", "config", cfg)
+
+	// Shutdown steps run in reverse order of start-up.
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+		closers = nil
+	}
+	defer closeAll()
+
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data folder %s: %w", cfg.DataDir, err)
+	}
+
+	// Event backbone: an embedded JetStream server unless --nats is given.
+	var (
+		nc        *nats.Conn
+		natsURL   string
+		embedded  = cfg.NATSURL == ""
+		storeKind = "bolt"
+	)
+	if embedded {
+		ns, err := natsx.Start(natsx.Options{Dir: filepath.Join(cfg.DataDir, "nats"), Listen: cfg.NATSListen, Name: "carbondesk"})
+		if err != nil {
+			return fmt.Errorf("embedded nats: %w", err)
+		}
+		closers = append(closers, ns.Shutdown)
+		if nc, err = ns.Connect(); err != nil {
+			return fmt.Errorf("connect to embedded nats: %w", err)
+		}
+		if cfg.NATSListen != "" {
+			natsURL = ns.ClientURL()
+		}
+	} else {
+		if nc, err = natsx.Connect(cfg.NATSURL, "carbondesk"); err != nil {
+			return fmt.Errorf("nats %s: %w", maskURL(cfg.NATSURL), err)
+		}
+	}
+	closers = append(closers, func() { _ = nc.Drain() })
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+
+	// Storage: one store per service, namespaced.
+	var rdb *redis.Client
+	if cfg.RedisURL != "" {
+		storeKind = "redis"
+		if rdb, err = redisstore.NewClient(cfg.RedisURL); err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+		closers = append(closers, func() { _ = rdb.Close() })
+	}
+	openStore := func(service string) (store.Store, error) {
+		if rdb != nil {
+			st := redisstore.New(rdb, "carbondesk:{"+service+"}")
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			if err := st.Ping(pctx); err != nil {
+				return nil, fmt.Errorf("redis %s: %w", maskURL(cfg.RedisURL), err)
+			}
+			return st, nil
+		}
+		return boltstore.Open(filepath.Join(cfg.DataDir, service+".db"))
+	}
+
+	// Each service: its stream, its store, its outbox relay. At shutdown a
+	// relay publishes what the last calls committed (NATS is still there),
+	// then stops, and only then does its store close; whatever it could not
+	// publish stays in the outbox for the next start.
+	g, gctx := errgroup.WithContext(ctx)
+	unit := func(service string) (store.Store, error) {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if _, err := events.EnsureStream(sctx, js, events.StreamConfig(service, cfg.StreamReplicas)); err != nil {
+			return nil, err
+		}
+		st, err := openStore(service)
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, func() { _ = st.Close() })
+		relay := outbox.New(st, js, log.With("service", service), outbox.Options{})
+		relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
+		relayDone := make(chan struct{})
+		g.Go(func() error {
+			defer close(relayDone)
+			if err := relay.Run(relayCtx); err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("%s outbox relay: %w", service, err)
+			}
+			return nil
+		})
+		closers = append(closers, func() {
+			fctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout/2)
+			defer cancel()
+			if err := relay.Flush(fctx); err != nil {
+				log.Warn("outbox not fully flushed at shutdown; the rest is published on next start", "service", service, "err", err)
+			}
+			stopRelay()
+			<-relayDone
+		})
+		return outbox.Notifying(st, relay), nil
+	}
+
+	regStore, err := unit(registry.Name)
+	if err != nil {
+		return err
+	}
+	reg := registry.New(regStore, registry.WithLogger(log.With("service", registry.Name)))
+
+	if cfg.Seed {
+		if err := seedOnce(ctx, regStore, func(ctx context.Context) error {
+			return registry.LoadSeeds(ctx, reg, seeds.FS)
+		}); err != nil {
+			return fmt.Errorf("seeds: %w", err)
+		}
+	}
+
+	// gRPC: one listener for every service.
+	srv := grpcx.New(log, grpcx.Options{})
+	reg.Register(srv.Server)
+	srv.SetServing("", true)
+	srv.SetServing(registry.ServiceName, true)
+	lis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (--grpc): %w", cfg.GRPCAddr, err)
+	}
+	g.Go(func() error {
+		if err := srv.Serve(lis); err != nil && !errors.Is(err, net.ErrClosed) {
+			return fmt.Errorf("grpc: %w", err)
+		}
+		return nil
+	})
+	closers = append(closers, func() { srv.Stop(cfg.ShutdownTimeout / 2) })
+
+	if cfg.HTTPAddr != "" {
+		log.Info("the REST/JSON gateway and console are not built yet; --http is reserved for them", "http", cfg.HTTPAddr)
+	}
+	r := Ready{GRPCAddr: lis.Addr().String(), NATSURL: natsURL, Took: time.Since(start), Embedded: embedded, StoreKind: storeKind}
+	log.Info("carbondesk ready", "grpc", r.GRPCAddr, "nats_embedded", embedded, "nats_url", natsURL, "store", storeKind, "took", r.Took)
+	if ready != nil {
+		ready(r)
+	}
+
+	<-gctx.Done()
+	log.Info("stopping carbondesk")
+	closeAll()
+	// A failing component (not Ctrl-C) ends the process with its error.
+	if err := g.Wait(); err != nil && ctx.Err() == nil {
+		return err
+	}
+	log.Info("carbondesk stopped")
+	return nil
+}
+
+// seedKind marks, in a service's own store, that its demo data were loaded,
+// so a restart does not load them again.
+const seedKind = "_meta"
+
+func seedOnce(ctx context.Context, st store.Store, load func(context.Context) error) error {
+	_, err := st.Get(ctx, seedKind, "seeded")
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if err := load(ctx); err != nil {
+		return err
+	}
+	_, err = st.Apply(ctx, store.Batch{Puts: []store.Put{{Kind: seedKind, ID: "seeded", Expect: store.AnyVersion, Data: []byte(time.Now().UTC().Format(time.RFC3339))}}})
+	return err
+}
