@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,16 +22,41 @@ import (
 
 	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
 	"github.com/carbondesk/carbondesk/internal/events"
+	"github.com/carbondesk/carbondesk/internal/natsx"
+	"github.com/carbondesk/carbondesk/internal/testenv"
 )
 
-// buildBinary builds cmd/carbondesk as a user would.
+// binDir holds the binary built once for every test of the package.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "carbondesk-e2e")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+var buildOnce sync.Once
+
+// buildBinary builds cmd/carbondesk as a user would, once per test run.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "carbondesk")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("go build: %v", err)
+	bin := filepath.Join(binDir, "carbondesk")
+	var buildErr error
+	buildOnce.Do(func() {
+		cmd := exec.Command("go", "build", "-o", bin, ".")
+		cmd.Stderr = os.Stderr
+		buildErr = cmd.Run()
+	})
+	if buildErr != nil {
+		t.Fatalf("go build: %v", buildErr)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("the binary was not built: %v", err)
 	}
 	return bin
 }
@@ -49,10 +76,15 @@ var (
 	readyLine = regexp.MustCompile(`^CarbonDesk ready in (\S+)`)
 )
 
-// start runs the binary on dataDir and waits for its ready lines.
-func start(t *testing.T, bin, dataDir string) *proc {
+// start runs the binary on dataDir with the embedded NATS listening on a
+// loopback port (or with extra flags), and waits for its ready lines.
+func start(t *testing.T, bin, dataDir string, extra ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(bin, "--data", dataDir, "--grpc", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--log-level", "warn")
+	args := []string{"--data", dataDir, "--grpc", "127.0.0.1:0", "--log-level", "warn"}
+	if len(extra) == 0 {
+		extra = []string{"--nats-listen", "127.0.0.1:0"}
+	}
+	cmd := exec.Command(bin, append(args, extra...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +112,8 @@ func start(t *testing.T, bin, dataDir string) *proc {
 		<-p.done
 	})
 	timeout := time.After(30 * time.Second)
-	for p.grpcAddr == "" || p.natsURL == "" {
+	external := slices.Contains(extra, "--nats")
+	for p.grpcAddr == "" || (p.natsURL == "" && !external) {
 		select {
 		case l, ok := <-lines:
 			if !ok {
@@ -244,5 +277,67 @@ func TestBinaryEndToEnd(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("carbondesk did not stop within 15 s of SIGINT")
+	}
+}
+
+// TestBinaryExternalServers runs the binary against a Redis and a NATS
+// server of its own (--redis, --nats), as one service per process will:
+// the data live in Redis, not the data folder, and survive a SIGKILL.
+func TestBinaryExternalServers(t *testing.T) {
+	bin := buildBinary(t)
+	data := t.TempDir()
+	rp := testenv.RedisServer(t, "--appendonly", "yes", "--appendfsync", "always")
+	ns := testenv.StartNATS(t, natsx.Options{Listen: "127.0.0.1:0"})
+	js := testenv.JetStream(t, ns)
+	flags := []string{"--redis", rp.URL(), "--nats", ns.ClientURL()}
+
+	p := start(t, bin, data, flags...)
+	reg, _ := client(t, p.grpcAddr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	created, err := reg.RegisterInstitution(ctx, &registryv1.RegisterInstitutionRequest{
+		CreditCode: "91110108551385082Q",
+		NameZh:     "外部服务测试证券有限公司",
+		Kind:       registryv1.InstitutionKind_INSTITUTION_KIND_SECURITIES,
+		Tier:       registryv1.Tier_TIER_REGIONAL_HQ,
+		Zone:       registryv1.Zone_ZONE_RIVERSIDE_BELT,
+		Address:    "武汉市武昌区临江大道 96 号",
+		Contact:    &registryv1.Contact{Name: "李经理", Phone: "027-87654321", Email: "desk@example.cn"},
+	})
+	if err != nil {
+		t.Fatalf("RegisterInstitution: %v", err)
+	}
+	id := created.Institution.Id
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		for _, env := range testenv.StreamEnvelopes(t, js, "REGISTRY") {
+			if env.EntityId == id && env.Type == "registry.institution.registered" {
+				return true
+			}
+		}
+		return false
+	})
+	if _, err := os.Stat(filepath.Join(data, "registry.db")); !os.IsNotExist(err) {
+		t.Fatalf("with --redis the embedded store file exists (err %v)", err)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+
+	p2 := start(t, bin, data, flags...)
+	reg2, _ := client(t, p2.grpcAddr)
+	got, err := reg2.GetInstitution(ctx, &registryv1.GetInstitutionRequest{Id: id})
+	if err != nil {
+		t.Fatalf("GetInstitution after restart: %v", err)
+	}
+	if got.Institution.CreditCode != "91110108551385082Q" {
+		t.Fatalf("after restart: %v", got.Institution)
+	}
+	n := 0
+	for _, env := range testenv.StreamEnvelopes(t, js, "REGISTRY") {
+		if env.EntityId == id {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d events for %s in the stream, want 1", n, id)
 	}
 }

@@ -93,6 +93,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(Ready)) (
 	var rdb *redis.Client
 	if cfg.RedisURL != "" {
 		storeKind = "redis"
+		// go-redis reports dial failures through a package-level logger;
+		// send them to ours so they are structured like every other line.
+		redis.SetLogger(redisLogger{log.With("component", "redis")})
 		if rdb, err = redisstore.NewClient(cfg.RedisURL); err != nil {
 			return fmt.Errorf("redis: %w", err)
 		}
@@ -217,4 +220,11 @@ func seedOnce(ctx context.Context, st store.Store, load func(context.Context) er
 	}
 	_, err = st.Apply(ctx, store.Batch{Puts: []store.Put{{Kind: seedKind, ID: "seeded", Expect: store.AnyVersion, Data: []byte(time.Now().UTC().Format(time.RFC3339))}}})
 	return err
+}
+
+// redisLogger adapts slog to go-redis's logger.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
 }
