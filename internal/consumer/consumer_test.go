@@ -33,7 +33,7 @@ type fixture struct {
 	js      jetstream.JetStream
 	st      store.Store
 	service string
-	logs    *syncBuffer
+	logs    *testenv.LogBuffer
 }
 
 // newFixture uses a bolt store.
@@ -46,7 +46,7 @@ func newFixtureOn(t *testing.T, service string, st store.Store) *fixture {
 	t.Helper()
 	js := testenv.JetStream(t, testenv.NATS(t))
 	testenv.Stream(t, js, service)
-	return &fixture{t: t, js: js, st: st, service: service, logs: &syncBuffer{}}
+	return &fixture{t: t, js: js, st: st, service: service, logs: &testenv.LogBuffer{}}
 }
 
 func openBolt(t *testing.T) store.Store {
@@ -510,7 +510,7 @@ func TestWaitsForStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	f := &fixture{t: t, js: js, st: st, service: "late", logs: &syncBuffer{}}
+	f := &fixture{t: t, js: js, st: st, service: "late", logs: &testenv.LogBuffer{}}
 	var rm readModel
 	f.run(f.config("reader"), rm.handler)
 
@@ -550,23 +550,6 @@ func TestConfigValidation(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestSurvivesNATSRestart: the consumer keeps its place across a NATS
 // restart (file store, same port) and goes on consuming.
 func TestSurvivesNATSRestart(t *testing.T) {
@@ -584,7 +567,7 @@ func TestSurvivesNATSRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Stream(t, js, "restart")
-	f := &fixture{t: t, js: js, st: openBolt(t), service: "restart", logs: &syncBuffer{}}
+	f := &fixture{t: t, js: js, st: openBolt(t), service: "restart", logs: &testenv.LogBuffer{}}
 	var rm readModel
 	f.run(f.config("reader"), rm.handler)
 

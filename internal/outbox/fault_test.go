@@ -57,7 +57,7 @@ func natsAwayUnderWrites(t *testing.T, st store.Store) {
 	}
 	testenv.Stream(t, js, service)
 
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	r := outbox.New(st, js, log, outbox.Options{})
 	runRelay(t, r)

@@ -1,7 +1,6 @@
 package outbox_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -303,7 +302,7 @@ func TestMissingStreamKeepsEventAndLogs(t *testing.T) {
 	const service = "nostream"
 	st := openBolt(t)
 	js := testenv.JetStream(t, testenv.NATS(t))
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	first := commit(t, st, service, "e1", 1)
@@ -357,21 +356,4 @@ func TestFlushGivesUpAtDeadlineAndKeepsEvents(t *testing.T) {
 	if n := pendingCount(t, st); n != 1 {
 		t.Errorf("%d events pending after a failed flush, want 1", n)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
