@@ -59,7 +59,11 @@ seeds/ on first start. --redis and --nats point it at external servers instead.`
 					}
 					fmt.Fprintf(cmd.OutOrStdout(), "  NATS     %s\n", nats)
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "  store    %s (data folder %s)\nPress Ctrl-C to stop.\n", r.StoreKind, cfg.DataDir)
+				fmt.Fprintf(cmd.OutOrStdout(), "  store    %s (data folder %s)\n", r.StoreKind, cfg.DataDir)
+				if r.DevTokens {
+					fmt.Fprintf(cmd.OutOrStdout(), "  tokens   development key; mint one: carbondesk token --data %s --role staff\n", cfg.DataDir)
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), "Press Ctrl-C to stop.")
 			})
 		},
 	}
@@ -71,8 +75,14 @@ seeds/ on first start. --redis and --nats point it at external servers instead.`
 	f.StringVar(&cfg.NATSURL, "nats", "", "NATS URL (nats://host:4222) to use instead of the embedded server")
 	f.StringVar(&cfg.NATSListen, "nats-listen", "", "give the embedded NATS a TCP listener on this address (default: in-process only)")
 	f.BoolVar(&noSeed, "no-seed", false, "do not load the demo data on first start")
+	f.StringVar(&cfg.TokenPublicKeys, "token-public-keys", "", "PEM file of Ed25519 public keys whose tokens are accepted (default: development key in --data)")
+	f.StringVar(&cfg.TokenIssuer, "token-issuer", cfg.TokenIssuer, "required iss claim of tokens")
+	f.StringVar(&cfg.TokenAudience, "token-audience", cfg.TokenAudience, "required aud claim of tokens")
+	f.Float64Var(&cfg.WritesPerSecond, "writes-per-second", cfg.WritesPerSecond, "write calls allowed per caller per second (0: unlimited)")
+	f.IntVar(&cfg.WriteBurst, "write-burst", cfg.WriteBurst, "burst of write calls allowed per caller")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.AddCommand(newTokenCmd())
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,7 +15,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
 
+	"github.com/carbondesk/carbondesk/internal/auth"
 	"github.com/carbondesk/carbondesk/internal/events"
 	"github.com/carbondesk/carbondesk/internal/grpcx"
 	"github.com/carbondesk/carbondesk/internal/natsx"
@@ -33,6 +36,7 @@ type Ready struct {
 	Took      time.Duration // from Run's start to ready
 	Embedded  bool          // NATS embedded in the process
 	StoreKind string        // "bolt" or "redis"
+	DevTokens bool          // tokens are signed by the data folder's development key
 }
 
 // Run starts every service and blocks until ctx is cancelled, then shuts
@@ -166,8 +170,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(Ready)) (
 		}
 	}
 
+	// Access: tokens verified on every call, the authorization table, write
+	// limits per caller.
+	verifier, devMode, err := newVerifier(cfg, log)
+	if err != nil {
+		return err
+	}
+	guard := auth.NewGuard(verifier, auth.Table(), auth.Limits{WritesPerSecond: cfg.WritesPerSecond, WriteBurst: cfg.WriteBurst}, log)
+
 	// gRPC: one listener for every service.
-	srv := grpcx.New(log, grpcx.Options{})
+	srv := grpcx.New(log, grpcx.Options{Unary: []grpc.UnaryServerInterceptor{guard.Unary()}, Stream: []grpc.StreamServerInterceptor{guard.Stream()}})
 	reg.Register(srv.Server)
 	srv.SetServing("", true)
 	srv.SetServing(registry.ServiceName, true)
@@ -186,7 +198,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(Ready)) (
 	if cfg.HTTPAddr != "" {
 		log.Info("the REST/JSON gateway and console are not built yet; --http is reserved for them", "http", cfg.HTTPAddr)
 	}
-	r := Ready{GRPCAddr: lis.Addr().String(), NATSURL: natsURL, Took: time.Since(start), Embedded: embedded, StoreKind: storeKind}
+	r := Ready{GRPCAddr: lis.Addr().String(), NATSURL: natsURL, Took: time.Since(start), Embedded: embedded, StoreKind: storeKind, DevTokens: devMode}
 	log.Info("carbondesk ready", "grpc", r.GRPCAddr, "nats_embedded", embedded, "nats_url", natsURL, "store", storeKind, "took", r.Took)
 	if ready != nil {
 		ready(r)
@@ -227,4 +239,29 @@ type redisLogger struct{ log *slog.Logger }
 
 func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
+}
+
+// newVerifier trusts the configured public keys, or, in development mode,
+// the data folder's own signing key (created on first start).
+func newVerifier(cfg Config, log *slog.Logger) (auth.Verifier, bool, error) {
+	v := auth.Verifier{Issuer: cfg.TokenIssuer, Audience: cfg.TokenAudience}
+	if cfg.TokenPublicKeys != "" {
+		keys, err := auth.LoadPublicKeys(cfg.TokenPublicKeys)
+		if err != nil {
+			return v, false, fmt.Errorf("--token-public-keys: %w", err)
+		}
+		v.Keys = keys
+		return v, false, nil
+	}
+	key, created, err := auth.LoadOrCreateDevKey(cfg.DataDir)
+	if err != nil {
+		return v, false, fmt.Errorf("development token key: %w", err)
+	}
+	if created {
+		log.Info("created a development token signing key", "file", filepath.Join(cfg.DataDir, auth.DevKeyFile))
+	}
+	log.Warn("development mode: tokens are signed with the data folder's key; give --token-public-keys in production",
+		"mint", "carbondesk token --data "+cfg.DataDir+" --role staff")
+	v.Keys = []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}
+	return v, true, nil
 }

@@ -7,6 +7,8 @@ package app
 
 import (
 	"fmt"
+
+	"github.com/carbondesk/carbondesk/internal/auth"
 	"log/slog"
 	"net/url"
 	"time"
@@ -37,6 +39,16 @@ type Config struct {
 	// StreamReplicas is the replica count of each service's stream: 1 on one
 	// node, 3 in a cluster.
 	StreamReplicas int
+	// TokenPublicKeys is a PEM file of the Ed25519 public keys whose tokens
+	// the server accepts. Empty: development mode, with a signing key
+	// created in the data folder (see 'carbondesk token').
+	TokenPublicKeys string
+	// TokenIssuer and TokenAudience are the iss and aud claims required.
+	TokenIssuer   string
+	TokenAudience string
+	// WritesPerSecond and WriteBurst limit each caller's writes.
+	WritesPerSecond float64
+	WriteBurst      int
 }
 
 // Defaults returns the laptop configuration.
@@ -48,6 +60,10 @@ func Defaults() Config {
 		Seed:            true,
 		ShutdownTimeout: 10 * time.Second,
 		StreamReplicas:  1,
+		TokenIssuer:     auth.DefaultIssuer,
+		TokenAudience:   auth.DefaultAudience,
+		WritesPerSecond: auth.DefaultLimits().WritesPerSecond,
+		WriteBurst:      auth.DefaultLimits().WriteBurst,
 	}
 }
 
@@ -62,6 +78,11 @@ func (c Config) LogValue() slog.Value {
 		slog.String("nats_listen", c.NATSListen),
 		slog.Bool("seed", c.Seed),
 		slog.Int("stream_replicas", c.StreamReplicas),
+		slog.String("token_public_keys", c.TokenPublicKeys),
+		slog.String("token_issuer", c.TokenIssuer),
+		slog.String("token_audience", c.TokenAudience),
+		slog.Float64("writes_per_second", c.WritesPerSecond),
+		slog.Int("write_burst", c.WriteBurst),
 	)
 }
 

@@ -28,6 +28,10 @@ import (
 // allocate without limit.
 const MaxMessageBytes = 4 << 20
 
+// DefaultCallTimeout bounds a unary call whose client set no deadline, so
+// no handler runs without limit.
+const DefaultCallTimeout = 30 * time.Second
+
 // RequestIDHeader is the metadata key a caller may set to correlate logs;
 // when absent the server makes one, and returns it in the response header.
 const RequestIDHeader = "x-request-id"
@@ -133,6 +137,11 @@ func withRequestID(ctx context.Context) (context.Context, string) {
 func logUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		ctx, id := withRequestID(ctx)
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, DefaultCallTimeout)
+			defer cancel()
+		}
 		start := time.Now()
 		resp, err := handler(ctx, req)
 		err = toStatus(ctx, log, info.FullMethod, err)

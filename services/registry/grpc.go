@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
+	"github.com/carbondesk/carbondesk/internal/auth"
 	"github.com/carbondesk/carbondesk/internal/errs"
 	"github.com/carbondesk/carbondesk/internal/events"
 	"github.com/carbondesk/carbondesk/internal/store"
@@ -72,6 +73,9 @@ func (s *Server) RegisterInstitution(ctx context.Context, req *registryv1.Regist
 	if err != nil {
 		return nil, err
 	}
+	if !auth.Owns(ctx, code) {
+		return nil, errs.PermissionDenied("an institution registers only itself: credit_code %s is not your organisation's", code)
+	}
 	if w := CreditCodeWarning(code); w != "" {
 		s.log.WarnContext(ctx, "registry: unusual credit code accepted", "credit_code", code, "note", w)
 	}
@@ -107,6 +111,9 @@ func (s *Server) GetInstitution(ctx context.Context, req *registryv1.GetInstitut
 	in, err := s.get(ctx, req.GetId())
 	if err != nil {
 		return nil, err
+	}
+	if !visible(ctx, in) {
+		return nil, errs.NotFound("institution", req.GetId())
 	}
 	return &registryv1.GetInstitutionResponse{Institution: toProtoInstitution(in)}, nil
 }
@@ -237,7 +244,7 @@ func (s *Server) ListInstitutions(ctx context.Context, req *registryv1.ListInsti
 	// matches than asked while it still has records to scan, hence the loop.
 	match := func(rec store.Record) bool {
 		in, err := decodeInstitution(rec)
-		return err != nil || f.matches(in) // a bad record surfaces as an error below
+		return err != nil || (f.matches(in) && visible(ctx, in)) // a bad record surfaces as an error below
 	}
 	want := size + 1
 	var got []*Institution
@@ -286,6 +293,16 @@ var fixedPaths = map[string]string{
 	"reviews":     "are recorded by the review methods",
 }
 
+// staffPaths are the fields only staff may change: they were checked at
+// approval and drive the district's figures and matching.
+var staffPaths = map[string]bool{"kind": true, "tier": true, "zone": true}
+
+// visible reports whether the caller may see an institution: staff see all,
+// others their own record and the ACTIVE directory.
+func visible(ctx context.Context, in *Institution) bool {
+	return in.State == StateActive || auth.Owns(ctx, in.CreditCode)
+}
+
 // UpdateInstitution changes an institution's descriptive fields, expecting
 // the version the caller read.
 func (s *Server) UpdateInstitution(ctx context.Context, req *registryv1.UpdateInstitutionRequest) (*registryv1.UpdateInstitutionResponse, error) {
@@ -330,7 +347,18 @@ func (s *Server) UpdateInstitution(ctx context.Context, req *registryv1.UpdateIn
 		return nil, err
 	}
 
+	if !auth.IsStaff(ctx) {
+		for _, p := range paths {
+			if staffPaths[p] {
+				return nil, errs.PermissionDenied("only district staff change %s: it was checked when the institution was approved", p)
+			}
+		}
+	}
+
 	in, err := s.update(ctx, req.GetId(), req.GetVersion(), func(in *Institution, _ time.Time) (string, error) {
+		if !auth.Owns(ctx, in.CreditCode) {
+			return "", errs.NotFound("institution", in.ID)
+		}
 		d := applyPaths(in.Details, patch, paths).Clean()
 		var v errs.Violations
 		d.Validate("institution.", &v)

@@ -159,7 +159,8 @@ func NewInstitution(id, creditCode string, d Details, now time.Time) *Institutio
 // Review applies a review action: it checks the transition is allowed from
 // the current state and that the reviewer's organisation is not the
 // institution itself, then moves the state and records the review.
-// actorOrg is the reviewer's organisation id ("" for staff and the system).
+// actorOrg is the reviewer's organisation (its unified social credit code;
+// "" for the system).
 func (in *Institution) Review(a Action, reason, actor, actorOrg string, now time.Time) error {
 	t, ok := transitions[a]
 	if !ok {
@@ -168,7 +169,7 @@ func (in *Institution) Review(a Action, reason, actor, actorOrg string, now time
 	if err := checkReason(reason); err != nil {
 		return err
 	}
-	if actorOrg != "" && actorOrg == in.ID {
+	if actorOrg != "" && actorOrg == in.CreditCode {
 		return fail(ErrSelfReview, "institution %s may not be %s by itself; a district staff member reviews it", in.ID, pastTense[a])
 	}
 	if in.State != t.from {

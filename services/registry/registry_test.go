@@ -177,7 +177,7 @@ func TestReviewRules(t *testing.T) {
 			t.Errorf("unknown id: %v, want NotFound", err)
 		}
 		// An institution may not review itself.
-		self := events.WithActor(ctx, events.Actor{Subject: "inst-user", Role: "institution", OrganizationID: in.GetId()})
+		self := events.WithActor(ctx, events.Actor{Subject: "staff-from-the-firm", Role: "staff", OrganizationID: in.GetCreditCode()})
 		_, err = s.ApproveInstitution(self, &registryv1.ApproveInstitutionRequest{Id: in.GetId(), Reason: "we are fine"})
 		if code(err) != codes.PermissionDenied || !errors.Is(err, ErrSelfReview) {
 			t.Errorf("self-approval: %v, want PermissionDenied", err)

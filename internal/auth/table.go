@@ -1,0 +1,100 @@
+package auth
+
+import (
+	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
+)
+
+// Ownership says how a handler narrows an RPC to what the caller may touch,
+// beyond the role check the interceptor does. Staff pass every ownership
+// rule; it applies to institution and enterprise callers.
+type Ownership int
+
+const (
+	// NoObject: the role check is all (staff-only functions, aggregates).
+	NoObject Ownership = iota
+	// OwnObject: the object must belong to the caller's organisation;
+	// anyone else's answers NotFound, as if it did not exist.
+	OwnObject
+	// VisibleObject: a read that shows the caller its own objects and the
+	// public ones (an ACTIVE institution in the directory); anything else
+	// answers NotFound.
+	VisibleObject
+	// FilteredList: a list holding only what VisibleObject would show.
+	FilteredList
+	// CreateOwn: the caller creates objects only for its own organisation;
+	// naming another answers PermissionDenied.
+	CreateOwn
+)
+
+func (o Ownership) String() string {
+	switch o {
+	case NoObject:
+		return "no object: the role decides"
+	case OwnObject:
+		return "own organisation's object only; others answer NotFound"
+	case VisibleObject:
+		return "own objects and public ones; others answer NotFound"
+	case FilteredList:
+		return "filtered to own objects and public ones"
+	case CreateOwn:
+		return "creates for its own organisation only; another answers PermissionDenied"
+	}
+	return "unknown"
+}
+
+// Rule is what one RPC allows.
+type Rule struct {
+	// Roles that may call it; any other role answers PermissionDenied.
+	Roles []Role
+	// Ownership is how the handler narrows it for non-staff callers.
+	Ownership Ownership
+	// Write marks a call that changes state: it counts against the caller's
+	// write rate.
+	Write bool
+	// Note says in plain words what the rule protects, for docs/SECURITY.md.
+	Note string
+}
+
+// Allows reports whether the role may call.
+func (r Rule) Allows(role Role) bool {
+	for _, x := range r.Roles {
+		if x == role {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	all           = []Role{Staff, Institution, Enterprise}
+	staffOnly     = []Role{Staff}
+	staffAndInsts = []Role{Staff, Institution}
+)
+
+// Table is the authorization table: full gRPC method name → rule. It is
+// the one place every service declares who may call each of its RPCs. A
+// method the server registers without an entry is refused (and the matrix
+// test fails), so no RPC ships without its rule.
+func Table() map[string]Rule {
+	return map[string]Rule{
+		// Registry.
+		registryv1.RegistryService_RegisterInstitution_FullMethodName: {Roles: staffAndInsts, Ownership: CreateOwn, Write: true,
+			Note: "an institution registers itself (credit code = its organisation); staff register any"},
+		registryv1.RegistryService_GetInstitution_FullMethodName: {Roles: all, Ownership: VisibleObject,
+			Note: "ACTIVE institutions form the public directory; others are seen by staff and themselves"},
+		registryv1.RegistryService_ListInstitutions_FullMethodName: {Roles: all, Ownership: FilteredList,
+			Note: "non-staff see the ACTIVE directory plus their own record"},
+		registryv1.RegistryService_UpdateInstitution_FullMethodName: {Roles: staffAndInsts, Ownership: OwnObject, Write: true,
+			Note: "an institution edits its own descriptive fields; never state, code or reviews"},
+		registryv1.RegistryService_ApproveInstitution_FullMethodName: {Roles: staffOnly, Write: true,
+			Note: "only staff review; no organisation reviews itself"},
+		registryv1.RegistryService_RejectInstitution_FullMethodName: {Roles: staffOnly, Write: true,
+			Note: "only staff review; no organisation reviews itself"},
+		registryv1.RegistryService_SuspendInstitution_FullMethodName: {Roles: staffOnly, Write: true,
+			Note: "only staff suspend"},
+		registryv1.RegistryService_ReinstateInstitution_FullMethodName: {Roles: staffOnly, Write: true,
+			Note: "only staff reinstate"},
+		registryv1.RegistryService_GetRegistryStats_FullMethodName: {Roles: staffOnly,
+			Note: "district figures are for staff"},
+	}
+}
