@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -17,8 +18,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
 	"github.com/carbondesk/carbondesk/internal/events"
@@ -139,6 +143,21 @@ func start(t *testing.T, bin, dataDir string, extra ...string) *proc {
 	return p
 }
 
+// token runs 'carbondesk token' as a user would and returns the token.
+func token(t *testing.T, bin, dataDir string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(bin, append([]string{"token", "--data", dataDir}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("carbondesk token %v: %v", args, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// authed returns ctx carrying the bearer token.
+func authed(ctx context.Context, tok string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+tok)
+}
+
 func client(t *testing.T, addr string) (registryv1.RegistryServiceClient, *grpc.ClientConn) {
 	t.Helper()
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -199,6 +218,10 @@ func TestBinaryEndToEnd(t *testing.T) {
 	reg, cc := client(t, p.grpcAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if _, err := reg.GetRegistryStats(ctx, &registryv1.GetRegistryStatsRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("a call without a token: %v, want Unauthenticated", err)
+	}
+	ctx = authed(ctx, token(t, bin, data, "--role", "staff"))
 
 	if h, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health: %v %v", h, err)
@@ -295,6 +318,7 @@ func TestBinaryExternalServers(t *testing.T) {
 	reg, _ := client(t, p.grpcAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	ctx = authed(ctx, token(t, bin, data, "--role", "staff"))
 	created, err := reg.RegisterInstitution(ctx, &registryv1.RegisterInstitutionRequest{
 		CreditCode: "91110108551385082Q",
 		NameZh:     "外部服务测试证券有限公司",

@@ -105,6 +105,8 @@ func (v Verifier) Verify(token string) (Caller, error) {
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(leeway),
+		// Only canonical base64: no second spelling of the same signed token.
+		jwt.WithStrictDecoding(),
 	}
 	if v.Now != nil {
 		opts = append(opts, jwt.WithTimeFunc(v.Now))
