@@ -108,7 +108,7 @@ func (g *Guard) authorize(ctx context.Context, method string) (context.Context, 
 		return ctx, errs.PermissionDenied("%s is not open to any caller", method)
 	}
 	if !rule.Allows(c.Role) {
-		return ctx, errs.PermissionDenied("a %s may not call %s", c.Role, shortMethod(method))
+		return ctx, errs.PermissionDenied("role %s may not call %s", c.Role, shortMethod(method))
 	}
 	if rule.Write && !g.allowWrite(c) {
 		return ctx, errs.ResourceExhausted("too many writes from %s: at most %.0f per second (bursts of %d); slow down and retry",
