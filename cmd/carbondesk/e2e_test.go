@@ -201,6 +201,7 @@ func streamEvents(t *testing.T, url string) map[string]int {
 			t.Fatal(err)
 		}
 		counts[env.Type+" "+env.EntityId]++
+		counts["actor "+env.Type+" "+env.EntityId+" "+env.GetActor().GetSubject()]++
 	}
 	return counts
 }
@@ -286,6 +287,10 @@ func TestBinaryEndToEnd(t *testing.T) {
 	for _, typ := range []string{"registry.institution.registered", "registry.institution.approved"} {
 		if n := counts[typ+" "+id]; n != 1 {
 			t.Errorf("%s events for %s: %d, want exactly 1", typ, id, n)
+		}
+		// The token's subject is the event's actor.
+		if n := counts["actor "+typ+" "+id+" dev-staff"]; n != 1 {
+			t.Errorf("%s event for %s does not carry the actor dev-staff", typ, id)
 		}
 	}
 
