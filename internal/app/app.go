@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/carbondesk/carbondesk/internal/auth"
+	"github.com/carbondesk/carbondesk/internal/consumer"
 	"github.com/carbondesk/carbondesk/internal/events"
 	"github.com/carbondesk/carbondesk/internal/grpcx"
 	"github.com/carbondesk/carbondesk/internal/natsx"
@@ -26,6 +27,7 @@ import (
 	"github.com/carbondesk/carbondesk/internal/store/boltstore"
 	"github.com/carbondesk/carbondesk/internal/store/redisstore"
 	"github.com/carbondesk/carbondesk/seeds"
+	"github.com/carbondesk/carbondesk/services/catalog"
 	"github.com/carbondesk/carbondesk/services/registry"
 )
 
@@ -156,17 +158,52 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(Ready)) (
 		return outbox.Notifying(st, relay), nil
 	}
 
+	// background runs a service's long-lived task (an event feed) until the
+	// shutdown, which stops it before the service's store closes.
+	background := func(name string, fn func(context.Context) error) {
+		bctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		g.Go(func() error {
+			defer close(done)
+			if err := fn(bctx); err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			return nil
+		})
+		closers = append(closers, func() {
+			stop()
+			<-done
+		})
+	}
+
+	// Registry.
 	regStore, err := unit(registry.Name)
 	if err != nil {
 		return err
 	}
 	reg := registry.New(regStore, registry.WithLogger(log.With("service", registry.Name)))
 
+	// Catalog, with its view of institution states fed by registry events.
+	catStore, err := unit(catalog.Name)
+	if err != nil {
+		return err
+	}
+	cat := catalog.New(catStore, catalog.WithLogger(log.With("service", catalog.Name)),
+		catalog.WithFeedConfig(func(c *consumer.Config) { c.DeadLetterReplicas = cfg.StreamReplicas }))
+	background("catalog institution feed", func(ctx context.Context) error { return cat.RunInstitutionFeed(ctx, js) })
+
+	// Demo data on first start, service by service; the catalog's seeds wait
+	// until its feed has seen the seeded institutions.
 	if cfg.Seed {
 		if err := seedOnce(ctx, regStore, func(ctx context.Context) error {
 			return registry.LoadSeeds(ctx, reg, seeds.FS)
 		}); err != nil {
-			return fmt.Errorf("seeds: %w", err)
+			return fmt.Errorf("registry seeds: %w", err)
+		}
+		if err := seedOnce(ctx, catStore, func(ctx context.Context) error {
+			return catalog.LoadSeeds(ctx, cat, seeds.FS)
+		}); err != nil {
+			return fmt.Errorf("catalog seeds: %w", err)
 		}
 	}
 
@@ -181,8 +218,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(Ready)) (
 	// gRPC: one listener for every service.
 	srv := grpcx.New(log, grpcx.Options{Unary: []grpc.UnaryServerInterceptor{guard.Unary()}, Stream: []grpc.StreamServerInterceptor{guard.Stream()}})
 	reg.Register(srv.Server)
+	cat.Register(srv.Server)
 	srv.SetServing("", true)
 	srv.SetServing(registry.ServiceName, true)
+	srv.SetServing(catalog.ServiceName, true)
 	lis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s (--grpc): %w", cfg.GRPCAddr, err)

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	catalogv1 "github.com/carbondesk/carbondesk/gen/carbondesk/catalog/v1"
 	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
 )
 
@@ -69,6 +70,7 @@ var (
 	all           = []Role{Staff, Institution, Enterprise}
 	staffOnly     = []Role{Staff}
 	staffAndInsts = []Role{Staff, Institution}
+	staffAndEnts  = []Role{Staff, Enterprise}
 )
 
 // Table is the authorization table: full gRPC method name → rule. It is
@@ -96,5 +98,27 @@ func Table() map[string]Rule {
 			Note: "only staff reinstate"},
 		registryv1.RegistryService_GetRegistryStats_FullMethodName: {Roles: staffOnly,
 			Note: "district figures are for staff"},
+
+		// Catalog.
+		catalogv1.CatalogService_CreateProduct_FullMethodName: {Roles: staffAndInsts, Ownership: CreateOwn, Write: true,
+			Note: "an institution creates products for itself (the institution whose credit code is its organisation); staff for any"},
+		catalogv1.CatalogService_GetProduct_FullMethodName: {Roles: all, Ownership: VisibleObject,
+			Note: "PUBLISHED products are public; others are seen by staff and the owning institution"},
+		catalogv1.CatalogService_ListProducts_FullMethodName: {Roles: all, Ownership: FilteredList,
+			Note: "non-staff see PUBLISHED products plus their own organisation's"},
+		catalogv1.CatalogService_UpdateProduct_FullMethodName: {Roles: staffAndInsts, Ownership: OwnObject, Write: true,
+			Note: "an institution edits its own products' terms; never owner or state"},
+		catalogv1.CatalogService_PublishProduct_FullMethodName: {Roles: staffAndInsts, Ownership: OwnObject, Write: true,
+			Note: "an institution publishes its own products, and only while ACTIVE"},
+		catalogv1.CatalogService_PauseProduct_FullMethodName: {Roles: staffAndInsts, Ownership: OwnObject, Write: true,
+			Note: "an institution pauses its own products; staff any"},
+		catalogv1.CatalogService_RetireProduct_FullMethodName: {Roles: staffAndInsts, Ownership: OwnObject, Write: true,
+			Note: "an institution retires its own products; staff any"},
+		catalogv1.CatalogService_GetCatalogStats_FullMethodName: {Roles: staffOnly,
+			Note: "district figures are for staff"},
+		catalogv1.CatalogService_GetReferencePrices_FullMethodName: {Roles: all,
+			Note: "reference carbon prices are public: every party sees how collateral is valued"},
+		catalogv1.CatalogService_SetReferencePrices_FullMethodName: {Roles: staffOnly, Write: true,
+			Note: "only staff set reference carbon prices"},
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
+	"github.com/carbondesk/carbondesk/internal/auth"
 	"github.com/carbondesk/carbondesk/internal/errs"
 	"github.com/carbondesk/carbondesk/internal/store"
 )
@@ -103,16 +104,23 @@ func (s *Server) get(ctx context.Context, id string) (*Institution, error) {
 }
 
 // update reads an institution, lets fn change it, and writes it back with
-// its event, expecting the version it read. want is the version the caller
-// read (0: none given); fn sees the institution only after want is checked,
-// with the time of the change. fn returns the subject of the change's event, or errNoChange to write
-// nothing. A concurrent write between the read and the write answers
-// Aborted when the caller pinned a version, and is retried otherwise.
+// its event, expecting the version it read. An institution the caller does
+// not own (auth.Owns) answers NotFound. want is the version the caller read
+// (0: none given); fn sees the institution only after want is checked, with
+// the time of the change. fn returns the subject of the change's event, or
+// errNoChange to write nothing. A concurrent write between the read and the
+// write answers Aborted when the caller pinned a version, and is retried
+// otherwise.
 func (s *Server) update(ctx context.Context, id string, want int64, fn func(in *Institution, now time.Time) (string, error)) (*Institution, error) {
 	for attempt := 1; ; attempt++ {
 		in, err := s.get(ctx, id)
 		if err != nil {
 			return nil, err
+		}
+		// Someone else's institution answers as if it did not exist, before
+		// the version check could tell the caller it does, and its version.
+		if !auth.Owns(ctx, in.CreditCode) {
+			return nil, errs.NotFound("institution", id)
 		}
 		if want != 0 {
 			if err := in.CheckVersion(want); err != nil {

@@ -1,0 +1,213 @@
+package catalog
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
+	"github.com/carbondesk/carbondesk/internal/consumer"
+	"github.com/carbondesk/carbondesk/internal/events"
+	"github.com/carbondesk/carbondesk/internal/store"
+	"github.com/carbondesk/carbondesk/services/registry"
+)
+
+// FeedDurable is the durable consumer that feeds the institution view.
+const FeedDurable = "catalog-institutions"
+
+// termCode indexes the view by credit code, for callers named by their
+// organisation.
+const termCode = "code="
+
+// pauseChunk bounds the puts of one batch when a suspension pauses many
+// products.
+const pauseChunk = 200
+
+// Institution is the catalog's view of a registry institution: what the
+// catalog needs to decide who may publish, and nothing else.
+type Institution struct {
+	ID         string                      `json:"id"`
+	CreditCode string                      `json:"credit_code"`
+	Kind       registryv1.InstitutionKind  `json:"kind"`
+	State      registryv1.InstitutionState `json:"state"`
+	// Version is the registry's version of the institution the view holds.
+	Version int64 `json:"version"`
+
+	rec int64 // the view record's store version, for the fence
+}
+
+func (in *Institution) active() bool {
+	return in.State == registryv1.InstitutionState_INSTITUTION_STATE_ACTIVE
+}
+
+// stateKey is the state's short name ("ACTIVE").
+func (in *Institution) stateKey() string { return enumKey(in.State) }
+
+// put writes the view back, expecting the record version read: the fence
+// between publishing and the feed (see the package doc).
+func (in *Institution) put() (store.Put, error) {
+	data, err := json.Marshal(in)
+	if err != nil {
+		return store.Put{}, fmt.Errorf("catalog: marshal institution view: %w", err)
+	}
+	return store.Put{Kind: kindInstitution, ID: in.ID, Expect: in.rec, Data: data, Index: []string{termCode + in.CreditCode}}, nil
+}
+
+func decodeInstitution(rec store.Record) (*Institution, error) {
+	in := &Institution{}
+	if err := json.Unmarshal(rec.Data, in); err != nil {
+		return nil, fmt.Errorf("catalog: decode institution view %s: %w", rec.ID, err)
+	}
+	in.rec = rec.Version
+	return in, nil
+}
+
+// institution reads the view of one institution; nil when the catalog has
+// none.
+func (s *Server) institution(ctx context.Context, id string) (*Institution, error) {
+	rec, err := s.st.Get(ctx, kindInstitution, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("catalog: read institution %s: %w", id, err)
+	}
+	return decodeInstitution(rec)
+}
+
+// institutionByCode reads the view of the institution with a credit code;
+// nil when the catalog has none.
+func (s *Server) institutionByCode(ctx context.Context, code string) (*Institution, error) {
+	if code == "" {
+		return nil, nil
+	}
+	page, err := s.st.List(ctx, kindInstitution, store.Query{Index: termCode + code, Limit: 1})
+	if err != nil {
+		return nil, fmt.Errorf("catalog: find institution %s: %w", code, err)
+	}
+	if len(page.Records) == 0 {
+		return nil, nil
+	}
+	return decodeInstitution(page.Records[0])
+}
+
+// FeedConfig is the consumer configuration RunInstitutionFeed uses, before
+// WithFeedConfig's adjustments.
+func FeedConfig() consumer.Config {
+	return consumer.Config{
+		Stream:         events.StreamName(registry.Name),
+		Durable:        FeedDurable,
+		FilterSubjects: []string{registry.SubjectAll},
+	}
+}
+
+// RunInstitutionFeed keeps the institution view up to date from the
+// registry's events until ctx is done (then it returns nil). It waits for
+// the REGISTRY stream if it does not exist yet.
+func (s *Server) RunInstitutionFeed(ctx context.Context, js jetstream.JetStream) error {
+	cfg := FeedConfig()
+	cfg.Log = s.log
+	if s.feedCfg != nil {
+		s.feedCfg(&cfg)
+	}
+	return consumer.Run(ctx, js, cfg, s.st, s.handleInstitution)
+}
+
+// handleInstitution applies one registry event to the view.
+func (s *Server) handleInstitution(ctx context.Context, d *consumer.Delivery) error {
+	msg := &registryv1.Institution{}
+	if err := d.Event.GetPayload().UnmarshalTo(msg); err != nil {
+		return fmt.Errorf("catalog: registry event %s: payload: %w", d.Event.GetId(), err)
+	}
+	if msg.GetId() != d.Event.GetEntityId() || msg.GetCreditCode() == "" {
+		return fmt.Errorf("catalog: registry event %s: payload is institution %q (code %q), envelope names %q",
+			d.Event.GetId(), msg.GetId(), msg.GetCreditCode(), d.Event.GetEntityId())
+	}
+	in := &Institution{ID: msg.GetId(), CreditCode: msg.GetCreditCode(), Kind: msg.GetKind(), State: msg.GetState(), Version: d.Event.GetEntityVersion()}
+	return s.applyInstitution(ctx, in, d.Apply)
+}
+
+// applyInstitution writes the view of in and, when in is SUSPENDED or
+// REJECTED, pauses each of its PUBLISHED products with its own event.
+// commit writes the LAST batch (the consumer's Delivery.Apply adds the
+// idempotency mark to it). When the pauses do not fit one batch, the first
+// batches go straight to the store: the view change rides in the first, the
+// mark in the last, so a crash or a conflict in between leaves the mark
+// unwritten and the redelivery pauses what is still PUBLISHED.
+func (s *Server) applyInstitution(ctx context.Context, in *Institution, commit func(context.Context, store.Batch) ([]int64, error)) error {
+	const attempts = 5
+	var err error
+	for range attempts {
+		err = s.applyInstitutionOnce(ctx, in, commit)
+		if !errors.Is(err, store.ErrConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("catalog: institution %s v%d: still conflicting after %d attempts: %w", in.ID, in.Version, attempts, err)
+}
+
+func (s *Server) applyInstitutionOnce(ctx context.Context, in *Institution, commit func(context.Context, store.Batch) ([]int64, error)) error {
+	old, err := s.institution(ctx, in.ID)
+	if err != nil {
+		return err
+	}
+	if old != nil {
+		if old.Version > in.Version {
+			return nil // the view is newer; the mark alone is committed
+		}
+		in.rec = old.rec
+	}
+	view, err := in.put()
+	if err != nil {
+		return err
+	}
+	type pause struct {
+		put store.Put
+		ev  store.Event
+	}
+	var pauses []pause
+	if in.State == registryv1.InstitutionState_INSTITUTION_STATE_SUSPENDED || in.State == registryv1.InstitutionState_INSTITUTION_STATE_REJECTED {
+		reason := "institution " + in.stateKey() + " by the registry"
+		actx := events.WithActor(ctx, events.System)
+		now := s.now().UTC()
+		err := s.scan(ctx, termInstitution+in.ID, func(p *Product) bool { return p.State == StatePublished }, func(p *Product) error {
+			read := p.Version
+			if err := p.transition(actPause, reason, now); err != nil {
+				return err
+			}
+			p.Version = read + 1
+			put, ev, err := productPut(actx, p, read, SubjectPaused, now)
+			if err != nil {
+				return err
+			}
+			pauses = append(pauses, pause{put, ev})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	b := store.Batch{Puts: []store.Put{view}}
+	for {
+		n := min(len(pauses), pauseChunk)
+		for _, p := range pauses[:n] {
+			b.Puts = append(b.Puts, p.put)
+			b.Events = append(b.Events, p.ev)
+		}
+		pauses = pauses[n:]
+		if len(pauses) == 0 {
+			break
+		}
+		if _, err := s.st.Apply(ctx, b); err != nil {
+			return fmt.Errorf("catalog: pause products of %s: %w", in.ID, err)
+		}
+		b = store.Batch{}
+	}
+	if _, err := commit(ctx, b); err != nil {
+		return fmt.Errorf("catalog: apply institution %s v%d: %w", in.ID, in.Version, err)
+	}
+	return nil
+}
