@@ -135,6 +135,8 @@ func (v Verifier) Verify(token string) (Caller, error) {
 		return Caller{}, errs.Unauthenticated("token rejected: a %s token must name its organisation (org)", c.Role)
 	case len(c.Org) > 64 || !utf8.ValidString(c.Org):
 		return Caller{}, errs.Unauthenticated("token rejected: the organisation (org) is malformed")
+	case claims.IssuedAt == nil || claims.ExpiresAt.Sub(claims.IssuedAt.Time) > MaxTTL:
+		return Caller{}, errs.Unauthenticated("token rejected: it lives longer than %s or has no issue time (iat); get a shorter-lived one", MaxTTL)
 	}
 	return c, nil
 }

@@ -57,6 +57,7 @@ func TestVerify(t *testing.T) {
 	hsConfusion := signRaw(jwt.SigningMethodHS256, []byte(key.Public().(ed25519.PublicKey)), Claims{Role: "staff", RegisteredClaims: jwt.RegisteredClaims{Subject: "x", Issuer: DefaultIssuer, Audience: jwt.ClaimStrings{DefaultAudience}, ExpiresAt: jwt.NewNumericDate(t0.Add(time.Hour))}})
 	algNone := signRaw(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, Claims{Role: "staff", RegisteredClaims: jwt.RegisteredClaims{Subject: "x", Issuer: DefaultIssuer, Audience: jwt.ClaimStrings{DefaultAudience}, ExpiresAt: jwt.NewNumericDate(t0.Add(time.Hour))}})
 	badRole := signRaw(jwt.SigningMethodEdDSA, key, Claims{Role: "admin", RegisteredClaims: jwt.RegisteredClaims{Subject: "x", Issuer: DefaultIssuer, Audience: jwt.ClaimStrings{DefaultAudience}, ExpiresAt: jwt.NewNumericDate(t0.Add(time.Hour))}})
+	longLived := signRaw(jwt.SigningMethodEdDSA, key, Claims{Role: "staff", RegisteredClaims: jwt.RegisteredClaims{Subject: "x", Issuer: DefaultIssuer, Audience: jwt.ClaimStrings{DefaultAudience}, IssuedAt: jwt.NewNumericDate(t0), ExpiresAt: jwt.NewNumericDate(t0.Add(MaxTTL + time.Hour))}})
 	noOrg := signRaw(jwt.SigningMethodEdDSA, key, Claims{Role: "enterprise", RegisteredClaims: jwt.RegisteredClaims{Subject: "x", Issuer: DefaultIssuer, Audience: jwt.ClaimStrings{DefaultAudience}, ExpiresAt: jwt.NewNumericDate(t0.Add(time.Hour))}})
 
 	tests := []struct {
@@ -79,6 +80,7 @@ func TestVerify(t *testing.T) {
 		{"alg none", algNone, Caller{}, "rejected"},
 		{"unknown role", badRole, Caller{}, `role "admin"`},
 		{"enterprise without org", noOrg, Caller{}, "organisation"},
+		{"lives longer than the maximum", longLived, Caller{}, "lives longer"},
 		{"garbage", "not-a-jwt", Caller{}, "well-formed"},
 		{"oversized", strings.Repeat("a", MaxTokenBytes+1), Caller{}, "bytes"},
 	}

@@ -293,10 +293,6 @@ var fixedPaths = map[string]string{
 	"reviews":     "are recorded by the review methods",
 }
 
-// staffPaths are the fields only staff may change: they were checked at
-// approval and drive the district's figures and matching.
-var staffPaths = map[string]bool{"kind": true, "tier": true, "zone": true}
-
 // visible reports whether the caller may see an institution: staff see all,
 // others their own record and the ACTIVE directory.
 func visible(ctx context.Context, in *Institution) bool {
@@ -347,17 +343,20 @@ func (s *Server) UpdateInstitution(ctx context.Context, req *registryv1.UpdateIn
 		return nil, err
 	}
 
-	if !auth.IsStaff(ctx) {
-		for _, p := range paths {
-			if staffPaths[p] {
-				return nil, errs.PermissionDenied("only district staff change %s: it was checked when the institution was approved", p)
-			}
-		}
-	}
-
 	// update answers NotFound for another organisation's institution.
 	in, err := s.update(ctx, req.GetId(), req.GetVersion(), func(in *Institution, _ time.Time) (string, error) {
 		d := applyPaths(in.Details, patch, paths).Clean()
+		if !auth.IsStaff(ctx) {
+			// Sending back the values read is fine; changing them is not.
+			for _, f := range []struct {
+				name    string
+				changed bool
+			}{{"kind", d.Kind != in.Kind}, {"tier", d.Tier != in.Tier}, {"zone", d.Zone != in.Zone}} {
+				if f.changed {
+					return "", errs.PermissionDenied("only district staff change %s: it was checked when the institution was approved", f.name)
+				}
+			}
+		}
 		var v errs.Violations
 		d.Validate("institution.", &v)
 		if err := v.Err(); err != nil {
