@@ -70,7 +70,6 @@ var (
 	all           = []Role{Staff, Institution, Enterprise}
 	staffOnly     = []Role{Staff}
 	staffAndInsts = []Role{Staff, Institution}
-	staffAndEnts  = []Role{Staff, Enterprise}
 )
 
 // Table is the authorization table: full gRPC method name → rule. It is
