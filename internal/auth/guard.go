@@ -50,8 +50,9 @@ type Guard struct {
 	limits   Limits
 	log      *slog.Logger
 
-	mu       sync.Mutex
-	limiters map[string]*callerLimiter
+	mu        sync.Mutex
+	limiters  map[string]*callerLimiter
+	lastSweep time.Time
 }
 
 type callerLimiter struct {
@@ -127,8 +128,10 @@ func (g *Guard) allowWrite(c Caller) bool {
 	defer g.mu.Unlock()
 	l, ok := g.limiters[key]
 	if !ok {
-		// Forget callers idle for a while so the map stays small.
-		if len(g.limiters) >= 10000 {
+		// Forget callers idle for a while (their bucket is full again by
+		// then) so the map holds only recent callers.
+		if len(g.limiters) >= 1000 && now.Sub(g.lastSweep) > time.Minute {
+			g.lastSweep = now
 			for k, v := range g.limiters {
 				if now.Sub(v.seen) > 10*time.Minute {
 					delete(g.limiters, k)
