@@ -7,5 +7,5 @@ import "embed"
 
 // FS holds every seed file, by path relative to seeds/.
 //
-//go:embed registry catalog
+//go:embed registry catalog matching
 var FS embed.FS

@@ -28,6 +28,7 @@ import (
 	"github.com/carbondesk/carbondesk/internal/store/redisstore"
 	"github.com/carbondesk/carbondesk/seeds"
 	"github.com/carbondesk/carbondesk/services/catalog"
+	"github.com/carbondesk/carbondesk/services/matching"
 	"github.com/carbondesk/carbondesk/services/registry"
 )
 
@@ -125,15 +126,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(Ready)) (
 	// then stops, and only then does its store close; whatever it could not
 	// publish stays in the outbox for the next start.
 	g, gctx := errgroup.WithContext(ctx)
-	unit := func(service string) (store.Store, error) {
+	unit := func(service string) (store.Store, *outbox.Relay, error) {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		if _, err := events.EnsureStream(sctx, js, events.StreamConfig(service, cfg.StreamReplicas)); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		st, err := openStore(service)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		closers = append(closers, func() { _ = st.Close() })
 		relay := outbox.New(st, js, log.With("service", service), outbox.Options{})
@@ -155,7 +156,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(Ready)) (
 			stopRelay()
 			<-relayDone
 		})
-		return outbox.Notifying(st, relay), nil
+		return outbox.Notifying(st, relay), relay, nil
 	}
 
 	// background runs a service's long-lived task (an event feed) until the
@@ -177,14 +178,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(Ready)) (
 	}
 
 	// Registry.
-	regStore, err := unit(registry.Name)
+	regStore, _, err := unit(registry.Name)
 	if err != nil {
 		return err
 	}
 	reg := registry.New(regStore, registry.WithLogger(log.With("service", registry.Name)))
 
 	// Catalog, with its view of institution states fed by registry events.
-	catStore, err := unit(catalog.Name)
+	catStore, catRelay, err := unit(catalog.Name)
 	if err != nil {
 		return err
 	}
@@ -205,6 +206,32 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(Ready)) (
 		}); err != nil {
 			return fmt.Errorf("catalog seeds: %w", err)
 		}
+		// Matching's index replays the CATALOG stream up to where it stood
+		// when matching started: publish the seeded products first.
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := catRelay.Flush(fctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("catalog seeds: publish: %w", err)
+		}
+	}
+
+	// Matching: its in-memory index rebuilt from the CATALOG and REGISTRY
+	// streams, its reactions on durable consumers, its deadline sweeps.
+	matStore, _, err := unit(matching.Name)
+	if err != nil {
+		return err
+	}
+	mat := matching.New(matStore, matching.NewEngine(matching.Config{}),
+		matching.WithLogger(log.With("service", matching.Name)),
+		matching.WithConsumerConfig(func(c *consumer.Config) { c.DeadLetterReplicas = cfg.StreamReplicas }))
+	background("matching", func(ctx context.Context) error { return mat.Run(ctx, js) })
+	if cfg.Seed {
+		if err := seedOnce(ctx, matStore, func(ctx context.Context) error {
+			return matching.LoadSeeds(ctx, mat, seeds.FS)
+		}); err != nil {
+			return fmt.Errorf("matching seeds: %w", err)
+		}
 	}
 
 	// Access: tokens verified on every call, the authorization table, write
@@ -219,9 +246,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(Ready)) (
 	srv := grpcx.New(log, grpcx.Options{Unary: []grpc.UnaryServerInterceptor{guard.Unary()}, Stream: []grpc.StreamServerInterceptor{guard.Stream()}})
 	reg.Register(srv.Server)
 	cat.Register(srv.Server)
+	mat.Register(srv.Server)
 	srv.SetServing("", true)
 	srv.SetServing(registry.ServiceName, true)
 	srv.SetServing(catalog.ServiceName, true)
+	srv.SetServing(matching.ServiceName, true)
 	lis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s (--grpc): %w", cfg.GRPCAddr, err)

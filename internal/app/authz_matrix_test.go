@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -61,6 +63,7 @@ func fixtures() map[string]fixture {
 		return a.inState(t, org, registryv1.InstitutionState_INSTITUTION_STATE_PENDING)
 	}
 	all := catalogFixtures()
+	maps.Copy(all, matchingFixtures())
 	maps.Copy(all, map[string]fixture{
 		registryv1.RegistryService_RegisterInstitution_FullMethodName: {
 			request: func(t *testing.T, a *testApp, org string) call {
@@ -270,8 +273,19 @@ func runCase(t *testing.T, a *testApp, method string, rule auth.Rule, f fixture,
 	if tok := c.token(t, callerOrg); tok != "" {
 		ctx = bearer(ctx, tok)
 	}
-	resp := newResponse(t, method, cl.req)
-	err := a.conn.Invoke(ctx, method, cl.req, resp)
+	mustSee := c.role == auth.Staff || c.ownOrg
+	md := methodDesc(t, method, cl.req)
+	var listed []string
+	var err error
+	if md.IsStreamingServer() {
+		listed, err = invokeStream(ctx, a, method, md, cl, f.listed, mustSee)
+	} else {
+		resp := newResponse(t, md)
+		err = a.conn.Invoke(ctx, method, cl.req, resp)
+		if err == nil && f.listed != nil {
+			listed = f.listed(resp)
+		}
+	}
 
 	want := expectedCode(t, rule, c)
 	if got := status.Code(err); got != want {
@@ -282,8 +296,7 @@ func runCase(t *testing.T, a *testApp, method string, rule auth.Rule, f fixture,
 		cl.check(t, ok)
 	}
 	if ok && rule.Ownership == auth.FilteredList {
-		mustSee := c.role == auth.Staff || c.ownOrg
-		if seen := slices.Contains(f.listed(resp), cl.object); seen != mustSee {
+		if seen := slices.Contains(listed, cl.object); seen != mustSee {
 			t.Errorf("%s as %s lists the object's organisation's non-public %s: %v, want %v", method, c.name, cl.object, seen, mustSee)
 		}
 	}
@@ -323,9 +336,9 @@ func expectedCode(t *testing.T, rule auth.Rule, c matrixCase) codes.Code {
 	return codes.Unknown
 }
 
-// newResponse returns an empty response message of method, after checking
-// req is its request type.
-func newResponse(t *testing.T, method string, req proto.Message) proto.Message {
+// methodDesc returns the descriptor of method, after checking req is its
+// request type.
+func methodDesc(t *testing.T, method string, req proto.Message) protoreflect.MethodDescriptor {
 	t.Helper()
 	service, name := splitMethod(method)
 	d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(service))
@@ -340,14 +353,98 @@ func newResponse(t *testing.T, method string, req proto.Message) proto.Message {
 	if md == nil {
 		t.Fatalf("%s: no such method", method)
 	}
+	if md.IsStreamingClient() {
+		t.Fatalf("%s streams requests: the matrix does not know how to call it; teach runCase", method)
+	}
 	if got := req.ProtoReflect().Descriptor().FullName(); got != md.Input().FullName() {
 		t.Fatalf("fixture of %s makes a %s, want a %s", method, got, md.Input().FullName())
 	}
+	return md
+}
+
+// newResponse returns an empty response message of md.
+func newResponse(t *testing.T, md protoreflect.MethodDescriptor) proto.Message {
+	t.Helper()
 	mt, err := protoregistry.GlobalTypes.FindMessageByName(md.Output().FullName())
 	if err != nil {
-		t.Fatalf("%s: %v", method, err)
+		t.Fatalf("%s: %v", md.FullName(), err)
 	}
 	return mt.New().Interface()
+}
+
+// streamQuiet is how long a server stream that a caller must not see the
+// object on is watched: a live feed never ends by itself, so the matrix
+// takes a stream still open after it as answered OK.
+const streamQuiet = time.Second
+
+// invokeStream calls a server-streaming method: it sends cl.req and reads
+// responses until the stream ends (its status is the call's), until one
+// lists cl.object, or, still open, for streamQuiet (8 s when the caller
+// must see the object). It returns the ids the responses listed.
+func invokeStream(ctx context.Context, a *testApp, method string, md protoreflect.MethodDescriptor, cl call, listed func(proto.Message) []string, mustSee bool) ([]string, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s, err := a.conn.NewStream(ctx, &grpc.StreamDesc{StreamName: string(md.Name()), ServerStreams: true}, method)
+	if err != nil {
+		return nil, err
+	}
+	// A send error is io.EOF when the server already ended the call: the
+	// status then comes from receiving.
+	if err := s.SendMsg(cl.req); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	if err := s.CloseSend(); err != nil {
+		return nil, err
+	}
+	type received struct {
+		msg proto.Message
+		err error
+	}
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(md.Output().FullName())
+	if err != nil {
+		return nil, err
+	}
+	got := make(chan received)
+	go func() {
+		for {
+			out := mt.New().Interface()
+			err := s.RecvMsg(out)
+			select {
+			case got <- received{out, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	wait := streamQuiet
+	if mustSee {
+		wait = 8 * time.Second
+	}
+	quiet := time.NewTimer(wait)
+	defer quiet.Stop()
+	var ids []string
+	for {
+		select {
+		case r := <-got:
+			switch {
+			case errors.Is(r.err, io.EOF):
+				return ids, nil
+			case r.err != nil:
+				return ids, r.err
+			}
+			if listed != nil {
+				ids = append(ids, listed(r.msg)...)
+			}
+			if cl.object != "" && slices.Contains(ids, cl.object) {
+				return ids, nil
+			}
+		case <-quiet.C:
+			return ids, nil
+		}
+	}
 }
 
 // splitMethod splits "/pkg.Service/Method" into "pkg.Service" and "Method".

@@ -2,6 +2,7 @@ package auth
 
 import (
 	catalogv1 "github.com/carbondesk/carbondesk/gen/carbondesk/catalog/v1"
+	matchingv1 "github.com/carbondesk/carbondesk/gen/carbondesk/matching/v1"
 	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
 )
 
@@ -70,6 +71,7 @@ var (
 	all           = []Role{Staff, Institution, Enterprise}
 	staffOnly     = []Role{Staff}
 	staffAndInsts = []Role{Staff, Institution}
+	staffAndEnts  = []Role{Staff, Enterprise}
 )
 
 // Table is the authorization table: full gRPC method name → rule. It is
@@ -119,5 +121,30 @@ func Table() map[string]Rule {
 			Note: "reference carbon prices are public: every party sees how collateral is valued"},
 		catalogv1.CatalogService_SetReferencePrices_FullMethodName: {Roles: staffOnly, Write: true,
 			Note: "only staff set reference carbon prices"},
+		// Matching.
+		matchingv1.MatchingService_PostDemand_FullMethodName: {Roles: staffAndEnts, Ownership: CreateOwn, Write: true,
+			Note: "an enterprise posts demand for itself (enterprise_credit_code = its organisation); staff post for any"},
+		matchingv1.MatchingService_GetDemand_FullMethodName: {Roles: all, Ownership: VisibleObject,
+			Note: "an enterprise sees its own demands, an institution the demands it holds a match on, with its own matches only"},
+		matchingv1.MatchingService_ListDemands_FullMethodName: {Roles: staffAndEnts, Ownership: FilteredList,
+			Note: "an enterprise lists its own demands only"},
+		matchingv1.MatchingService_WithdrawDemand_FullMethodName: {Roles: staffAndEnts, Ownership: OwnObject, Write: true,
+			Note: "an enterprise withdraws its own demands"},
+		matchingv1.MatchingService_ListMatches_FullMethodName: {Roles: all, Ownership: FilteredList,
+			Note: "an institution lists its own matches, an enterprise its demands' matches"},
+		matchingv1.MatchingService_ExplainMatch_FullMethodName: {Roles: staffAndEnts, Ownership: OwnObject,
+			Note: "an enterprise asks why a product does or does not fit its own demand; staff for any"},
+		matchingv1.MatchingService_AcceptMatch_FullMethodName: {Roles: staffAndInsts, Ownership: OwnObject, Write: true,
+			Note: "an institution accepts its own proposed matches, within the district's cap"},
+		matchingv1.MatchingService_DeclineMatch_FullMethodName: {Roles: staffAndInsts, Ownership: OwnObject, Write: true,
+			Note: "an institution declines its own proposed matches"},
+		matchingv1.MatchingService_ConfirmMatch_FullMethodName: {Roles: staffAndEnts, Ownership: OwnObject, Write: true,
+			Note: "an enterprise confirms one accepted match of its own demand"},
+		matchingv1.MatchingService_ReportOutcome_FullMethodName: {Roles: staffAndInsts, Ownership: OwnObject, Write: true,
+			Note: "the institution reports the outcome of its own confirmed match"},
+		matchingv1.MatchingService_WatchMatches_FullMethodName: {Roles: all, Ownership: FilteredList,
+			Note: "the live feed shows an institution its own matches, an enterprise its demands' matches, staff all"},
+		matchingv1.MatchingService_GetMatchStats_FullMethodName: {Roles: staffOnly,
+			Note: "district figures are for staff"},
 	}
 }
