@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -138,13 +140,23 @@ func (s *Server) handleInstitution(ctx context.Context, d *consumer.Delivery) er
 // mark in the last, so a crash or a conflict in between leaves the mark
 // unwritten and the redelivery pauses what is still PUBLISHED.
 func (s *Server) applyInstitution(ctx context.Context, in *Institution, commit func(context.Context, store.Batch) ([]int64, error)) error {
-	const attempts = 5
+	// A conflict means a concurrent publish moved the view first; each
+	// publish is one short write, so retrying (with a growing pause) gets
+	// through. Past the attempts the consumer redelivers the event later.
+	const attempts = 50
 	var err error
+	pause := time.Millisecond
 	for range attempts {
 		err = s.applyInstitutionOnce(ctx, in, commit)
 		if !errors.Is(err, store.ErrConflict) {
 			return err
 		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("catalog: institution %s v%d: %w (last conflict: %w)", in.ID, in.Version, ctx.Err(), err)
+		case <-time.After(pause + time.Duration(rand.Int64N(int64(pause)))):
+		}
+		pause = min(2*pause, 50*time.Millisecond)
 	}
 	return fmt.Errorf("catalog: institution %s v%d: still conflicting after %d attempts: %w", in.ID, in.Version, attempts, err)
 }
