@@ -89,14 +89,21 @@ type Verifier struct {
 // own claims. Every failure is errs.ErrUnauthenticated with a reason a
 // person can act on; the token itself is never echoed.
 func (v Verifier) Verify(token string) (Caller, error) {
+	c, _, err := v.check(token)
+	return c, err
+}
+
+// check parses and checks a token, returning its caller and claims.
+func (v Verifier) check(token string) (Caller, *Claims, error) {
+	fail := func(err error) (Caller, *Claims, error) { return Caller{}, nil, err }
 	if token == "" {
-		return Caller{}, errs.Unauthenticated("missing bearer token: send 'authorization: Bearer <token>'")
+		return fail(errs.Unauthenticated("missing bearer token: send 'authorization: Bearer <token>'"))
 	}
 	if len(token) > MaxTokenBytes {
-		return Caller{}, errs.Unauthenticated("token is %d bytes; at most %d are accepted", len(token), MaxTokenBytes)
+		return fail(errs.Unauthenticated("token is %d bytes; at most %d are accepted", len(token), MaxTokenBytes))
 	}
 	if len(v.Keys) == 0 {
-		return Caller{}, errs.Unauthenticated("the server has no token keys configured")
+		return fail(errs.Unauthenticated("the server has no token keys configured"))
 	}
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
@@ -123,22 +130,22 @@ func (v Verifier) Verify(token string) (Caller, error) {
 		}
 	}
 	if err != nil {
-		return Caller{}, errs.Unauthenticated("token rejected: %s", reason(err))
+		return fail(errs.Unauthenticated("token rejected: %s", reason(err)))
 	}
 	c := Caller{Subject: claims.Subject, Role: Role(claims.Role), Org: claims.Org}
 	switch {
 	case c.Subject == "" || len(c.Subject) > 256 || !utf8.ValidString(c.Subject):
-		return Caller{}, errs.Unauthenticated("token rejected: the subject (sub) is missing or malformed")
+		return fail(errs.Unauthenticated("token rejected: the subject (sub) is missing or malformed"))
 	case !c.Role.Valid():
-		return Caller{}, errs.Unauthenticated("token rejected: role %q is not staff, institution or enterprise", truncate(claims.Role))
+		return fail(errs.Unauthenticated("token rejected: role %q is not staff, institution or enterprise", truncate(claims.Role)))
 	case c.Role != Staff && c.Org == "":
-		return Caller{}, errs.Unauthenticated("token rejected: a %s token must name its organisation (org)", c.Role)
+		return fail(errs.Unauthenticated("token rejected: a %s token must name its organisation (org)", c.Role))
 	case len(c.Org) > 64 || !utf8.ValidString(c.Org):
-		return Caller{}, errs.Unauthenticated("token rejected: the organisation (org) is malformed")
+		return fail(errs.Unauthenticated("token rejected: the organisation (org) is malformed"))
 	case claims.IssuedAt == nil || claims.ExpiresAt.Sub(claims.IssuedAt.Time) > MaxTTL:
-		return Caller{}, errs.Unauthenticated("token rejected: it lives longer than %s or has no issue time (iat); get a shorter-lived one", MaxTTL)
+		return fail(errs.Unauthenticated("token rejected: it lives longer than %s or has no issue time (iat); get a shorter-lived one", MaxTTL))
 	}
-	return c, nil
+	return c, &claims, nil
 }
 
 func reason(err error) string {

@@ -415,22 +415,25 @@ func (s *Server) reverseMatch(ctx context.Context, productID string) error {
 		if int(d.GetAcceptedCount()) >= s.cfg.MaxAccepted {
 			continue
 		}
-		dv := demandView(d)
-		c, ok := s.engine.Eligible(dv, productID)
+		c, ok := s.engine.Eligible(demandView(d), productID)
 		if !ok {
-			continue
-		}
-		rank := 0
-		for i, r := range s.engine.Rank(dv, s.cfg.TopK, nil) {
-			if r.ProductID == productID {
-				rank = i + 1
-			}
-		}
-		if rank == 0 {
 			continue
 		}
 		if _, err := s.mutate(ctx, d.GetId(), func(a *aggregate) error {
 			if a.demand.GetState() != demandOpen || a.has(productID) || int(a.demand.GetAcceptedCount()) >= s.cfg.MaxAccepted {
+				return nil
+			}
+			// The product joins the demand's proposals when it ranks within
+			// the top K among those still live; ranking against the live
+			// proposals, not the whole index again, keeps a publication's
+			// cost at one eligibility check per open demand.
+			rank := 1
+			for _, m := range a.matches {
+				if st := m.GetState(); (st == matchProposed || st == matchAccepted) && (m.GetScore() > c.Score || (m.GetScore() == c.Score && m.GetProductId() < productID)) {
+					rank++
+				}
+			}
+			if rank > s.cfg.TopK {
 				return nil
 			}
 			a.propose(p, c, rank, false, true)
