@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Sentinels. Test with errors.Is.
@@ -127,4 +128,14 @@ func Invalid(field, format string, args ...any) error {
 // IsContext reports whether err is the caller's own cancellation or deadline.
 func IsContext(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// Shorten cuts what a message echoes back of a caller's input to n runes,
+// marking the cut with "…", so a megabyte of garbage does not come back in
+// the error.
+func Shorten(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n]) + "…"
 }

@@ -63,14 +63,15 @@ package catalog
 
 import (
 	"fmt"
-	"net/mail"
 	"slices"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/carbondesk/carbondesk/internal/contact"
 	"github.com/carbondesk/carbondesk/internal/errs"
+	"github.com/carbondesk/carbondesk/internal/protoenum"
 )
 
 // Name is the service's name: its store namespace, its stream (CATALOG)
@@ -102,7 +103,6 @@ const (
 	maxNameEn       = 200
 	maxDescription  = 2000
 	maxContactName  = 50
-	maxEmail        = 254
 	maxReason       = 500
 	maxNameContains = 100
 	maxSectors      = 9  // every sector
@@ -258,16 +258,16 @@ func (t Terms) Validate(prefix string, v *errs.Violations) {
 	}
 	text("name_zh", t.NameZh, 1, maxNameZh, "the Chinese name")
 	if t.NameZh != "" && !strings.ContainsFunc(t.NameZh, func(r rune) bool { return unicode.Is(unicode.Han, r) }) {
-		v.Add(prefix+"name_zh", "%q has no Chinese characters; give the Chinese name here and the English one in name_en", shorten(t.NameZh, 40))
+		v.Add(prefix+"name_zh", "%q has no Chinese characters; give the Chinese name here and the English one in name_en", errs.Shorten(t.NameZh, 40))
 	}
 	text("name_en", t.NameEn, 0, maxNameEn, "")
 	text("description", t.Description, 0, maxDescription, "")
 	if t.Category.IsZero() && !hasViolation(*v, prefix+"category") {
-		v.Add(prefix+"category", "is required; one of %s", strings.Join(enumKeysOf(Categories()), ", "))
+		v.Add(prefix+"category", "is required; one of %s", strings.Join(protoenum.Strings(Categories()), ", "))
 	}
 	switch {
 	case len(t.DemandKinds) == 0 && !hasViolation(*v, prefix+"demand_kinds"):
-		v.Add(prefix+"demand_kinds", "give at least one demand kind the product serves: %s", strings.Join(enumKeysOf(DemandKinds()), ", "))
+		v.Add(prefix+"demand_kinds", "give at least one demand kind the product serves: %s", strings.Join(protoenum.Strings(DemandKinds()), ", "))
 	case hasDup(t.DemandKinds):
 		v.Add(prefix+"demand_kinds", "lists a demand kind twice")
 	}
@@ -314,7 +314,7 @@ func (t Terms) Validate(prefix string, v *errs.Violations) {
 	default:
 		for i, r := range t.Regions {
 			if msg := checkRegion(r); msg != "" {
-				v.Add(fmt.Sprintf("%sregions[%d]", prefix, i), "%q %s", shorten(r, 20), msg)
+				v.Add(fmt.Sprintf("%sregions[%d]", prefix, i), "%q %s", errs.Shorten(r, 20), msg)
 			}
 		}
 	}
@@ -330,13 +330,13 @@ func (t Terms) Validate(prefix string, v *errs.Violations) {
 		v.Add(prefix+"contact.phone", "a phone number or an email is required")
 	}
 	if c.Phone != "" {
-		if msg := checkPhone(c.Phone); msg != "" {
-			v.Add(prefix+"contact.phone", "%q %s", shorten(c.Phone, 40), msg)
+		if msg := contact.CheckPhone(c.Phone); msg != "" {
+			v.Add(prefix+"contact.phone", "%q %s", errs.Shorten(c.Phone, 40), msg)
 		}
 	}
 	if c.Email != "" {
-		if msg := checkEmail(c.Email); msg != "" {
-			v.Add(prefix+"contact.email", "%q %s", shorten(c.Email, 60), msg)
+		if msg := contact.CheckEmail(c.Email); msg != "" {
+			v.Add(prefix+"contact.email", "%q %s", errs.Shorten(c.Email, 60), msg)
 		}
 	}
 }
@@ -401,39 +401,6 @@ func checkReason(field, reason string, required bool) error {
 	return nil
 }
 
-// checkPhone and checkEmail follow the registry's rules for contacts.
-func checkPhone(p string) string {
-	digits := 0
-	for i, r := range p {
-		switch {
-		case r >= '0' && r <= '9':
-			digits++
-		case r == '+' && i == 0:
-		case r == ' ' || r == '-' || r == '(' || r == ')':
-		default:
-			return fmt.Sprintf("has %q; use digits, spaces, hyphens, parentheses and a leading +", r)
-		}
-	}
-	if digits < 7 || digits > 15 {
-		return fmt.Sprintf("has %d digits; a phone number has 7 to 15", digits)
-	}
-	return ""
-}
-
-func checkEmail(e string) string {
-	if len(e) > maxEmail {
-		return fmt.Sprintf("is %d bytes long; at most %d", len(e), maxEmail)
-	}
-	a, err := mail.ParseAddress(e)
-	if err != nil || a.Address != e || a.Name != "" {
-		return "is not an email address like name@example.cn"
-	}
-	if domain := e[strings.LastIndexByte(e, '@')+1:]; !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") {
-		return "has no domain like example.cn after the @"
-	}
-	return ""
-}
-
 func hasDup[T comparable](xs []T) bool {
 	seen := make(map[T]bool, len(xs))
 	for _, x := range xs {
@@ -447,11 +414,4 @@ func hasDup[T comparable](xs []T) bool {
 
 func hasViolation(v errs.Violations, field string) bool {
 	return slices.ContainsFunc(v, func(fv errs.FieldViolation) bool { return fv.Field == field })
-}
-
-func shorten(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n]) + "…"
 }

@@ -1,12 +1,8 @@
 package catalog
 
 import (
-	"fmt"
-	"strings"
-
-	"google.golang.org/protobuf/reflect/protoreflect"
-
 	catalogv1 "github.com/carbondesk/carbondesk/gen/carbondesk/catalog/v1"
+	"github.com/carbondesk/carbondesk/internal/protoenum"
 )
 
 // The enums wrap the proto enums in structs with an unexported field, as the
@@ -79,11 +75,11 @@ var (
 
 // String is the value's short name ("CARBON_PLEDGE", "PUBLISHED"), the key
 // stats and index terms use; "" when not set.
-func (c Category) String() string   { return enumKey(c.p) }
-func (d DemandKind) String() string { return enumKey(d.p) }
-func (s Sector) String() string     { return enumKey(s.p) }
-func (s State) String() string      { return enumKey(s.p) }
-func (a Asset) String() string      { return enumKey(a.p) }
+func (c Category) String() string   { return protoenum.Key(c.p) }
+func (d DemandKind) String() string { return protoenum.Key(d.p) }
+func (s Sector) String() string     { return protoenum.Key(s.p) }
+func (s State) String() string      { return protoenum.Key(s.p) }
+func (a Asset) String() string      { return protoenum.Key(a.p) }
 
 // IsZero reports whether the value is not set.
 func (c Category) IsZero() bool   { return c.p == 0 }
@@ -94,43 +90,43 @@ func (a Asset) IsZero() bool      { return a.p == 0 }
 
 // ParseCategory reads "CARBON_PLEDGE" or "PRODUCT_CATEGORY_CARBON_PLEDGE".
 func ParseCategory(s string) (Category, error) {
-	p, err := parseEnum[catalogv1.ProductCategory](s)
+	p, err := protoenum.Parse[catalogv1.ProductCategory](s)
 	return Category{p}, err
 }
 
 // ParseDemandKind reads "FINANCING" or "DEMAND_KIND_FINANCING".
 func ParseDemandKind(s string) (DemandKind, error) {
-	p, err := parseEnum[catalogv1.DemandKind](s)
+	p, err := protoenum.Parse[catalogv1.DemandKind](s)
 	return DemandKind{p}, err
 }
 
 // ParseSector reads "POWER" or "SECTOR_POWER".
 func ParseSector(s string) (Sector, error) {
-	p, err := parseEnum[catalogv1.Sector](s)
+	p, err := protoenum.Parse[catalogv1.Sector](s)
 	return Sector{p}, err
 }
 
 // ParseState reads "PUBLISHED" or "PRODUCT_STATE_PUBLISHED".
 func ParseState(s string) (State, error) {
-	p, err := parseEnum[catalogv1.ProductState](s)
+	p, err := protoenum.Parse[catalogv1.ProductState](s)
 	return State{p}, err
 }
 
 // ParseAsset reads "CEA" or "CARBON_ASSET_CEA"; "" is none.
 func ParseAsset(s string) (Asset, error) {
-	p, err := parseEnum[catalogv1.CarbonAsset](s)
+	p, err := protoenum.Parse[catalogv1.CarbonAsset](s)
 	return Asset{p}, err
 }
 
 // Categories, DemandKinds, Sectors and States list every value in proto order.
 func Categories() []Category {
-	return allEnum(func(p catalogv1.ProductCategory) Category { return Category{p} })
+	return protoenum.All(func(p catalogv1.ProductCategory) Category { return Category{p} })
 }
 func DemandKinds() []DemandKind {
-	return allEnum(func(p catalogv1.DemandKind) DemandKind { return DemandKind{p} })
+	return protoenum.All(func(p catalogv1.DemandKind) DemandKind { return DemandKind{p} })
 }
-func Sectors() []Sector { return allEnum(func(p catalogv1.Sector) Sector { return Sector{p} }) }
-func States() []State   { return allEnum(func(p catalogv1.ProductState) State { return State{p} }) }
+func Sectors() []Sector { return protoenum.All(func(p catalogv1.Sector) Sector { return Sector{p} }) }
+func States() []State   { return protoenum.All(func(p catalogv1.ProductState) State { return State{p} }) }
 
 func (c Category) proto() catalogv1.ProductCategory { return c.p }
 func (d DemandKind) proto() catalogv1.DemandKind    { return d.p }
@@ -141,91 +137,17 @@ func (a Asset) proto() catalogv1.CarbonAsset        { return a.p }
 // The proto conversions report false, with the zero value, for a number the
 // proto does not define.
 func categoryFromProto(p catalogv1.ProductCategory) (Category, bool) {
-	return Category{known(p)}, p == known(p)
+	return Category{protoenum.Known(p)}, p == protoenum.Known(p)
 }
 func demandFromProto(p catalogv1.DemandKind) (DemandKind, bool) {
-	return DemandKind{known(p)}, p == known(p)
+	return DemandKind{protoenum.Known(p)}, p == protoenum.Known(p)
 }
-func sectorFromProto(p catalogv1.Sector) (Sector, bool)     { return Sector{known(p)}, p == known(p) }
-func stateFromProto(p catalogv1.ProductState) (State, bool) { return State{known(p)}, p == known(p) }
-func assetFromProto(p catalogv1.CarbonAsset) (Asset, bool)  { return Asset{known(p)}, p == known(p) }
-
-// The generic helpers below are the registry's (services/registry/enums.go);
-// a third service needing them is the moment to move them to internal/.
-
-type protoEnum interface {
-	~int32
-	Descriptor() protoreflect.EnumDescriptor
-	Number() protoreflect.EnumNumber
+func sectorFromProto(p catalogv1.Sector) (Sector, bool) {
+	return Sector{protoenum.Known(p)}, p == protoenum.Known(p)
 }
-
-func enumKey[P protoEnum](p P) string {
-	if p == 0 {
-		return ""
-	}
-	v := p.Descriptor().Values().ByNumber(p.Number())
-	if v == nil {
-		return ""
-	}
-	return strings.TrimPrefix(string(v.Name()), enumPrefix(p.Descriptor()))
+func stateFromProto(p catalogv1.ProductState) (State, bool) {
+	return State{protoenum.Known(p)}, p == protoenum.Known(p)
 }
-
-func enumPrefix(d protoreflect.EnumDescriptor) string {
-	return strings.TrimSuffix(string(d.Values().ByNumber(0).Name()), "UNSPECIFIED")
-}
-
-func parseEnum[P protoEnum](s string) (P, error) {
-	var zero P
-	s = strings.ToUpper(strings.TrimSpace(s))
-	if s == "" {
-		return zero, nil
-	}
-	d := zero.Descriptor()
-	prefix := enumPrefix(d)
-	vals := d.Values()
-	for i := range vals.Len() {
-		v := vals.Get(i)
-		if v.Number() == 0 {
-			continue
-		}
-		if name := string(v.Name()); name == s || name == prefix+s {
-			return P(v.Number()), nil
-		}
-	}
-	return zero, fmt.Errorf("unknown value %q; known: %s", s, strings.Join(enumKeys[P](), ", "))
-}
-
-func enumKeys[P protoEnum]() []string {
-	var keys []string
-	for _, p := range allEnum(func(p P) P { return p }) {
-		keys = append(keys, enumKey(p))
-	}
-	return keys
-}
-
-func enumKeysOf[T fmt.Stringer](vals []T) []string {
-	out := make([]string, len(vals))
-	for i, v := range vals {
-		out[i] = v.String()
-	}
-	return out
-}
-
-func allEnum[P protoEnum, T any](wrap func(P) T) []T {
-	var zero P
-	vals := zero.Descriptor().Values()
-	out := make([]T, 0, vals.Len()-1)
-	for i := range vals.Len() {
-		if n := vals.Get(i).Number(); n != 0 {
-			out = append(out, wrap(P(n)))
-		}
-	}
-	return out
-}
-
-func known[P protoEnum](p P) P {
-	if p.Descriptor().Values().ByNumber(p.Number()) == nil {
-		return 0
-	}
-	return p
+func assetFromProto(p catalogv1.CarbonAsset) (Asset, bool) {
+	return Asset{protoenum.Known(p)}, p == protoenum.Known(p)
 }

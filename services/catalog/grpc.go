@@ -2,10 +2,6 @@ package catalog
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -23,13 +19,9 @@ import (
 	"github.com/carbondesk/carbondesk/internal/consumer"
 	"github.com/carbondesk/carbondesk/internal/errs"
 	"github.com/carbondesk/carbondesk/internal/events"
+	"github.com/carbondesk/carbondesk/internal/paging"
+	"github.com/carbondesk/carbondesk/internal/protoenum"
 	"github.com/carbondesk/carbondesk/internal/store"
-)
-
-// Page sizes of ListProducts.
-const (
-	defaultPageSize = 50
-	maxPageSize     = 200
 )
 
 // Server implements catalogv1.CatalogServiceServer over a store.Store.
@@ -179,8 +171,7 @@ type listFilter struct {
 }
 
 func (f listFilter) fingerprint() string {
-	h := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%s|%s|%s|%d|%s", f.institution, f.category, f.state, f.sector, f.region, f.amount, f.name))
-	return hex.EncodeToString(h[:8])
+	return paging.Fingerprint(fmt.Appendf(nil, "%s|%s|%s|%s|%s|%d|%s", f.institution, f.category, f.state, f.sector, f.region, f.amount, f.name))
 }
 
 // term picks the index to scan, the likely smallest: an institution's
@@ -212,40 +203,13 @@ func (f listFilter) matches(p *Product) bool {
 
 func foldName(s string) string { return strings.ToLower(width.Fold.String(s)) }
 
-type pageToken struct {
-	After  string `json:"a"`
-	Filter string `json:"f"`
-}
-
-func (t pageToken) encode() string {
-	b, _ := json.Marshal(t) // two strings cannot fail to marshal
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func decodePageToken(s string) (pageToken, bool) {
-	var t pageToken
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || json.Unmarshal(b, &t) != nil || t.After == "" || t.Filter == "" {
-		return pageToken{}, false
-	}
-	return t, true
-}
-
 // ListProducts lists products in creation order (ids are ULIDs), filtered
 // and paged. The page token is the last id returned: a product created
 // while a caller pages sorts after every earlier one, so paging neither
 // loses nor repeats a product, whatever is written meanwhile.
 func (s *Server) ListProducts(ctx context.Context, req *catalogv1.ListProductsRequest) (*catalogv1.ListProductsResponse, error) {
 	var v errs.Violations
-	size := int(req.GetPageSize())
-	switch {
-	case size < 0:
-		v.Add("page_size", "%d is negative; give 1 to %d, or 0 for %d", size, maxPageSize, defaultPageSize)
-	case size == 0:
-		size = defaultPageSize
-	case size > maxPageSize:
-		size = maxPageSize
-	}
+	size := paging.Size(&v, req.GetPageSize())
 	f := listFilter{institution: strings.TrimSpace(req.GetInstitutionId()), region: strings.TrimSpace(req.GetRegion()), amount: req.GetAmountYuan()}
 	var ok bool
 	if f.category, ok = categoryFromProto(req.GetCategory()); !ok {
@@ -259,7 +223,7 @@ func (s *Server) ListProducts(ctx context.Context, req *catalogv1.ListProductsRe
 	}
 	if f.region != "" {
 		if msg := checkRegion(f.region); msg != "" {
-			v.Add("region", "%q %s", shorten(f.region, 20), msg)
+			v.Add("region", "%q %s", errs.Shorten(f.region, 20), msg)
 		}
 	}
 	if f.amount < 0 {
@@ -273,18 +237,7 @@ func (s *Server) ListProducts(ctx context.Context, req *catalogv1.ListProductsRe
 		v.Add("name_contains", "is %d characters long; at most %d", n, maxNameContains)
 	}
 	f.name = foldName(name)
-	var after string
-	if tok := req.GetPageToken(); tok != "" {
-		t, ok := decodePageToken(tok)
-		switch {
-		case !ok:
-			v.Add("page_token", "%q is not a token this service issued; pass next_page_token unchanged, or none for the first page", shorten(tok, 80))
-		case t.Filter != f.fingerprint():
-			v.Add("page_token", "was issued for other filters; repeat the first call's filters, or start again without a token")
-		default:
-			after = t.After
-		}
-	}
+	after := paging.Check{Refilter: "repeat the first call's filters"}.After(&v, req.GetPageToken(), f.fingerprint())
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -297,33 +250,20 @@ func (s *Server) ListProducts(ctx context.Context, req *catalogv1.ListProductsRe
 		p, err := decodeProduct(rec)
 		return err != nil || (f.matches(p) && visible(ctx, p)) // a bad record surfaces as an error below
 	}
-	// One more than a page: if it comes, there is a next page.
-	want := size + 1
-	var got []*Product
 	q := store.Query{Index: f.term(publishedOnly), After: after, Match: match}
-	for len(got) < want {
-		q.Limit = want - len(got)
-		page, err := s.st.List(ctx, kindProduct, q)
+	recs, next, err := paging.List(ctx, s.st, kindProduct, q, size, f.fingerprint())
+	if err != nil {
+		return nil, fmt.Errorf("catalog: list products: %w", err)
+	}
+	got := make([]*Product, 0, len(recs))
+	for _, rec := range recs {
+		p, err := decodeProduct(rec)
 		if err != nil {
-			return nil, fmt.Errorf("catalog: list products: %w", err)
+			return nil, err
 		}
-		for _, rec := range page.Records {
-			p, err := decodeProduct(rec)
-			if err != nil {
-				return nil, err
-			}
-			got = append(got, p)
-		}
-		if page.Next == "" || (len(page.Records) == 0 && page.Next == q.After) {
-			break
-		}
-		q.After = page.Next
+		got = append(got, p)
 	}
-	resp := &catalogv1.ListProductsResponse{}
-	if len(got) > size {
-		got = got[:size]
-		resp.NextPageToken = pageToken{After: got[size-1].ID, Filter: f.fingerprint()}.encode()
-	}
+	resp := &catalogv1.ListProductsResponse{NextPageToken: next}
 	resp.Products = make([]*catalogv1.Product, len(got))
 	for i, p := range got {
 		resp.Products[i] = toProtoProduct(p)
@@ -361,7 +301,7 @@ func (s *Server) UpdateProduct(ctx context.Context, req *catalogv1.UpdateProduct
 		return nil, v.Err()
 	}
 	if msg.GetId() != "" && msg.GetId() != req.GetId() {
-		v.Add("product.id", "%q differs from id %q; leave it empty or the same", shorten(msg.GetId(), 40), shorten(req.GetId(), 40))
+		v.Add("product.id", "%q differs from id %q; leave it empty or the same", errs.Shorten(msg.GetId(), 40), errs.Shorten(req.GetId(), 40))
 	}
 	var paths []string
 	if mask := req.GetUpdateMask(); mask != nil && len(mask.GetPaths()) > 0 {
@@ -372,7 +312,7 @@ func (s *Server) UpdateProduct(ctx context.Context, req *catalogv1.UpdateProduct
 			case fixedPaths[p] != "":
 				v.Add("update_mask", "path %q cannot be changed here: %s", p, fixedPaths[p])
 			case !slices.Contains(updatablePaths, p):
-				v.Add("update_mask", "unknown path %q; updatable paths are %s", shorten(p, 40), strings.Join(updatablePaths, ", "))
+				v.Add("update_mask", "unknown path %q; updatable paths are %s", errs.Shorten(p, 40), strings.Join(updatablePaths, ", "))
 			default:
 				paths = append(paths, p)
 			}
@@ -589,8 +529,8 @@ func (s *Server) GetCatalogStats(ctx context.Context, _ *catalogv1.GetCatalogSta
 	}
 	resp.ByCategory = counts(Categories(), byCategory)
 	resp.ByState = counts(States(), byState)
-	for _, k := range allEnum(func(p registryv1.InstitutionKind) registryv1.InstitutionKind { return p }) {
-		resp.ByInstitutionKind = append(resp.ByInstitutionKind, &catalogv1.Count{Key: enumKey(k), Count: byKind[k]})
+	for _, k := range protoenum.All(func(p registryv1.InstitutionKind) registryv1.InstitutionKind { return p }) {
+		resp.ByInstitutionKind = append(resp.ByInstitutionKind, &catalogv1.Count{Key: protoenum.Key(k), Count: byKind[k]})
 	}
 	if n := byKind[0]; n > 0 {
 		resp.ByInstitutionKind = append(resp.ByInstitutionKind, &catalogv1.Count{Key: "UNKNOWN", Count: n})
@@ -708,12 +648,12 @@ func fromProtoTerms(prefix string, m *catalogv1.Product, v *errs.Violations) Ter
 	}
 	var ok bool
 	if t.Category, ok = categoryFromProto(m.GetCategory()); !ok {
-		v.Add(prefix+"category", "unknown value %d; one of %s", m.GetCategory(), strings.Join(enumKeysOf(Categories()), ", "))
+		v.Add(prefix+"category", "unknown value %d; one of %s", m.GetCategory(), strings.Join(protoenum.Strings(Categories()), ", "))
 	}
 	for i, d := range m.GetDemandKinds() {
 		dk, ok := demandFromProto(d)
 		if !ok || dk.IsZero() {
-			v.Add(fmt.Sprintf("%sdemand_kinds[%d]", prefix, i), "unknown value %d; one of %s", d, strings.Join(enumKeysOf(DemandKinds()), ", "))
+			v.Add(fmt.Sprintf("%sdemand_kinds[%d]", prefix, i), "unknown value %d; one of %s", d, strings.Join(protoenum.Strings(DemandKinds()), ", "))
 			continue
 		}
 		t.DemandKinds = append(t.DemandKinds, dk)
@@ -721,7 +661,7 @@ func fromProtoTerms(prefix string, m *catalogv1.Product, v *errs.Violations) Ter
 	for i, sc := range m.GetSectors() {
 		sv, ok := sectorFromProto(sc)
 		if !ok || sv.IsZero() {
-			v.Add(fmt.Sprintf("%ssectors[%d]", prefix, i), "unknown value %d; one of %s", sc, strings.Join(enumKeysOf(Sectors()), ", "))
+			v.Add(fmt.Sprintf("%ssectors[%d]", prefix, i), "unknown value %d; one of %s", sc, strings.Join(protoenum.Strings(Sectors()), ", "))
 			continue
 		}
 		t.Sectors = append(t.Sectors, sv)

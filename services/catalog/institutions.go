@@ -13,6 +13,7 @@ import (
 	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
 	"github.com/carbondesk/carbondesk/internal/consumer"
 	"github.com/carbondesk/carbondesk/internal/events"
+	"github.com/carbondesk/carbondesk/internal/protoenum"
 	"github.com/carbondesk/carbondesk/internal/store"
 	"github.com/carbondesk/carbondesk/services/registry"
 )
@@ -46,7 +47,7 @@ func (in *Institution) active() bool {
 }
 
 // stateKey is the state's short name ("ACTIVE").
-func (in *Institution) stateKey() string { return enumKey(in.State) }
+func (in *Institution) stateKey() string { return protoenum.Key(in.State) }
 
 // put writes the view back, expecting the record version read: the fence
 // between publishing and the feed (see the package doc).

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	catalogv1 "github.com/carbondesk/carbondesk/gen/carbondesk/catalog/v1"
+	"github.com/carbondesk/carbondesk/internal/paging"
 	"github.com/carbondesk/carbondesk/internal/store"
 )
 
@@ -192,7 +193,7 @@ func TestListValidation(t *testing.T) {
 		bulkProducts(t, s, in, 250, StatePublished, nil)
 		ctx := staffCtx(t)
 		resp, err := s.ListProducts(ctx, &catalogv1.ListProductsRequest{PageSize: 5000})
-		if err != nil || len(resp.GetProducts()) != maxPageSize || resp.GetNextPageToken() == "" {
+		if err != nil || len(resp.GetProducts()) != paging.MaxSize || resp.GetNextPageToken() == "" {
 			t.Fatalf("capped page: %d, %v", len(resp.GetProducts()), err)
 		}
 		for name, tt := range map[string]struct {

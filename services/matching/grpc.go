@@ -2,10 +2,6 @@ package matching
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,14 +22,9 @@ import (
 	"github.com/carbondesk/carbondesk/internal/consumer"
 	"github.com/carbondesk/carbondesk/internal/errs"
 	"github.com/carbondesk/carbondesk/internal/events"
+	"github.com/carbondesk/carbondesk/internal/paging"
 	"github.com/carbondesk/carbondesk/internal/store"
 	"github.com/carbondesk/carbondesk/services/registry"
-)
-
-// Page sizes of the list RPCs.
-const (
-	defaultPageSize = 50
-	maxPageSize     = 200
 )
 
 // Limits on what a request may carry.
@@ -173,7 +164,7 @@ func validateDemand(ctx context.Context, in *matchingv1.Demand, now time.Time) (
 	case code == "":
 		v.Add("demand.enterprise_credit_code", "is required: the enterprise's unified social credit code")
 	case errors.As(err, &cce):
-		v.Add("demand.enterprise_credit_code", "%q: %s", shorten(code, 40), cce.Problem)
+		v.Add("demand.enterprise_credit_code", "%q: %s", errs.Shorten(code, 40), cce.Problem)
 	}
 	name := strings.TrimSpace(in.GetEnterpriseName())
 	checkText(&v, "demand.enterprise_name", name, maxName, true)
@@ -182,7 +173,7 @@ func validateDemand(ctx context.Context, in *matchingv1.Demand, now time.Time) (
 	}
 	region := strings.TrimSpace(in.GetRegion())
 	if !isRegion(region) {
-		v.Add("demand.region", "%q: a six-digit GB/T 2260 code such as 420106 (Wuchang)", shorten(region, 20))
+		v.Add("demand.region", "%q: a six-digit GB/T 2260 code such as 420106 (Wuchang)", errs.Shorten(region, 20))
 	}
 	if _, ok := registryv1.Zone_name[int32(in.GetZone())]; !ok {
 		v.Add("demand.zone", "unknown value %d", in.GetZone())
@@ -267,14 +258,6 @@ func isRegion(s string) bool {
 	return true
 }
 
-// shorten cuts what a message echoes back of a caller's input.
-func shorten(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n]) + "…"
-}
-
 // seesDemand: staff see every demand, an enterprise its own, an
 // institution those it holds a match on.
 func (s *Server) seesDemand(ctx context.Context, d *matchingv1.Demand, ms []*matchingv1.Match) bool {
@@ -338,73 +321,12 @@ func (s *Server) GetDemand(ctx context.Context, req *matchingv1.GetDemandRequest
 	return &matchingv1.GetDemandResponse{Demand: d, Matches: visibleMatches(ctx, ms)}, nil
 }
 
-// pageToken is what next_page_token carries: the last id returned and the
-// fingerprint of the filters, base64url JSON.
-type pageToken struct {
-	After  string `json:"a"`
-	Filter string `json:"f"`
-}
+// fingerprint binds a page token to the filters it was issued for.
+func fingerprint(parts ...any) string { return paging.Fingerprint(fmt.Append(nil, parts...)) }
 
-func (t pageToken) encode() string {
-	b, _ := json.Marshal(t) // two strings cannot fail to marshal
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func fingerprint(parts ...any) string {
-	h := sha256.Sum256(fmt.Append(nil, parts...))
-	return hex.EncodeToString(h[:8])
-}
-
-// paging validates page_size and page_token against the filters' print.
-func paging(v *errs.Violations, size int32, token, print string) (int, string) {
-	n := int(size)
-	switch {
-	case n < 0:
-		v.Add("page_size", "%d is negative; give 1 to %d, or 0 for %d", n, maxPageSize, defaultPageSize)
-	case n == 0:
-		n = defaultPageSize
-	case n > maxPageSize:
-		n = maxPageSize
-	}
-	if token == "" {
-		return n, ""
-	}
-	var t pageToken
-	b, err := base64.RawURLEncoding.DecodeString(token)
-	switch {
-	case err != nil || json.Unmarshal(b, &t) != nil || t.After == "":
-		v.Add("page_token", "%q is not a token this service issued; pass next_page_token unchanged, or none for the first page", shorten(token, 80))
-	case t.Filter != print:
-		v.Add("page_token", "was issued for other filters; repeat the first call's filters, or start again without a token")
-	}
-	return n, t.After
-}
-
-// listPage reads up to size records of kind under term that match, after
-// the cursor, and the token of the next page.
-func (s *Server) listPage(ctx context.Context, kind, term, after string, size int, print string, match func(store.Record) bool) ([]store.Record, string, error) {
-	want := size + 1
-	var got []store.Record
-	q := store.Query{Index: term, After: after, Match: match}
-	for len(got) < want {
-		q.Limit = want - len(got)
-		page, err := s.st.List(ctx, kind, q)
-		if err != nil {
-			return nil, "", fmt.Errorf("matching: list %s: %w", kind, err)
-		}
-		got = append(got, page.Records...)
-		if page.Next == "" || (len(page.Records) == 0 && page.Next == q.After) {
-			break
-		}
-		q.After = page.Next
-	}
-	next := ""
-	if len(got) > size {
-		got = got[:size]
-		next = pageToken{After: got[size-1].ID, Filter: print}.encode()
-	}
-	return got, next, nil
-}
+// pageTokens checks the list calls' page tokens. A token without a
+// filter fingerprint counts as issued for other filters.
+var pageTokens = paging.Check{Refilter: "repeat the first call's filters", FilterOptional: true}
 
 // ListDemands lists demands in posting order. An enterprise sees its own
 // only, whatever enterprise_credit_code says.
@@ -418,7 +340,8 @@ func (s *Server) ListDemands(ctx context.Context, req *matchingv1.ListDemandsReq
 		code = c.Org
 	}
 	print := fingerprint(req.GetState(), code, req.GetNeedsAttention())
-	size, after := paging(&v, req.GetPageSize(), req.GetPageToken(), print)
+	size := paging.Size(&v, req.GetPageSize())
+	after := pageTokens.After(&v, req.GetPageToken(), print)
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -437,9 +360,10 @@ func (s *Server) ListDemands(ctx context.Context, req *matchingv1.ListDemandsReq
 			(code == "" || d.GetEnterpriseCreditCode() == code) &&
 			(!req.GetNeedsAttention() || d.GetNeedsAttention()))
 	}
-	recs, next, err := s.listPage(ctx, kindDemand, term, after, size, print, match)
+	q := store.Query{Index: term, After: after, Match: match}
+	recs, next, err := paging.List(ctx, s.st, kindDemand, q, size, print)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("matching: list %s: %w", kindDemand, err)
 	}
 	resp := &matchingv1.ListDemandsResponse{NextPageToken: next}
 	for _, rec := range recs {
@@ -489,7 +413,8 @@ func (s *Server) ListMatches(ctx context.Context, req *matchingv1.ListMatchesReq
 		v.Add("state", "unknown value %d", req.GetState())
 	}
 	print := fingerprint(req.GetDemandId(), req.GetInstitutionId(), req.GetState(), req.GetOverdue())
-	size, after := paging(&v, req.GetPageSize(), req.GetPageToken(), print)
+	size := paging.Size(&v, req.GetPageSize())
+	after := pageTokens.After(&v, req.GetPageToken(), print)
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
@@ -516,9 +441,10 @@ func (s *Server) ListMatches(ctx context.Context, req *matchingv1.ListMatchesReq
 			(req.GetState() == 0 || m.GetState() == req.GetState()) &&
 			(!req.GetOverdue() || overdue(m)) && seesMatch(ctx, m))
 	}
-	recs, next, err := s.listPage(ctx, kindMatch, term, after, size, print, match)
+	q := store.Query{Index: term, After: after, Match: match}
+	recs, next, err := paging.List(ctx, s.st, kindMatch, q, size, print)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("matching: list %s: %w", kindMatch, err)
 	}
 	resp := &matchingv1.ListMatchesResponse{NextPageToken: next}
 	for _, rec := range recs {

@@ -1,12 +1,8 @@
 package registry
 
 import (
-	"fmt"
-	"strings"
-
-	"google.golang.org/protobuf/reflect/protoreflect"
-
 	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
+	"github.com/carbondesk/carbondesk/internal/protoenum"
 )
 
 // The enums below wrap the proto enums in structs with an unexported field,
@@ -67,11 +63,11 @@ var (
 
 // String is the value's short name ("BANK", "FINANCE_AXIS"), the same key
 // the stats and index terms use; "" when not set.
-func (k Kind) String() string   { return enumKey(k.p) }
-func (t Tier) String() string   { return enumKey(t.p) }
-func (z Zone) String() string   { return enumKey(z.p) }
-func (s State) String() string  { return enumKey(s.p) }
-func (a Action) String() string { return enumKey(a.p) }
+func (k Kind) String() string   { return protoenum.Key(k.p) }
+func (t Tier) String() string   { return protoenum.Key(t.p) }
+func (z Zone) String() string   { return protoenum.Key(z.p) }
+func (s State) String() string  { return protoenum.Key(s.p) }
+func (a Action) String() string { return protoenum.Key(a.p) }
 
 // IsZero reports whether the value is not set.
 func (k Kind) IsZero() bool  { return k.p == 0 }
@@ -81,124 +77,52 @@ func (s State) IsZero() bool { return s.p == 0 }
 
 // ParseKind reads "BANK" or "INSTITUTION_KIND_BANK", in any case.
 func ParseKind(s string) (Kind, error) {
-	p, err := parseEnum[registryv1.InstitutionKind](s)
+	p, err := protoenum.Parse[registryv1.InstitutionKind](s)
 	return Kind{p}, err
 }
 
 // ParseTier reads "BRANCH" or "TIER_BRANCH", in any case.
 func ParseTier(s string) (Tier, error) {
-	p, err := parseEnum[registryv1.Tier](s)
+	p, err := protoenum.Parse[registryv1.Tier](s)
 	return Tier{p}, err
 }
 
 // ParseZone reads "FINANCE_AXIS" or "ZONE_FINANCE_AXIS", in any case.
 func ParseZone(s string) (Zone, error) {
-	p, err := parseEnum[registryv1.Zone](s)
+	p, err := protoenum.Parse[registryv1.Zone](s)
 	return Zone{p}, err
 }
 
 // ParseState reads "ACTIVE" or "INSTITUTION_STATE_ACTIVE", in any case.
 func ParseState(s string) (State, error) {
-	p, err := parseEnum[registryv1.InstitutionState](s)
+	p, err := protoenum.Parse[registryv1.InstitutionState](s)
 	return State{p}, err
 }
 
 // Kinds, Tiers, Zones and States list every value in proto order.
-func Kinds() []Kind   { return allEnum(func(p registryv1.InstitutionKind) Kind { return Kind{p} }) }
-func Tiers() []Tier   { return allEnum(func(p registryv1.Tier) Tier { return Tier{p} }) }
-func Zones() []Zone   { return allEnum(func(p registryv1.Zone) Zone { return Zone{p} }) }
-func States() []State { return allEnum(func(p registryv1.InstitutionState) State { return State{p} }) }
-
-// protoEnum is a generated proto enum type.
-type protoEnum interface {
-	~int32
-	Descriptor() protoreflect.EnumDescriptor
-	Number() protoreflect.EnumNumber
-}
-
-// enumKey is a value's name without the enum's prefix:
-// INSTITUTION_KIND_BANK -> BANK. Zero and undefined numbers give "".
-func enumKey[P protoEnum](p P) string {
-	if p == 0 {
-		return ""
-	}
-	v := p.Descriptor().Values().ByNumber(p.Number())
-	if v == nil {
-		return ""
-	}
-	return strings.TrimPrefix(string(v.Name()), enumPrefix(p.Descriptor()))
-}
-
-// enumPrefix is the prefix shared by an enum's value names, taken from its
-// zero value: INSTITUTION_KIND_UNSPECIFIED -> INSTITUTION_KIND_.
-func enumPrefix(d protoreflect.EnumDescriptor) string {
-	return strings.TrimSuffix(string(d.Values().ByNumber(0).Name()), "UNSPECIFIED")
-}
-
-// parseEnum reads a value by its short or full name. "" parses as zero
-// (not set); an unknown name is an error listing the known ones.
-func parseEnum[P protoEnum](s string) (P, error) {
-	var zero P
-	s = strings.ToUpper(strings.TrimSpace(s))
-	if s == "" {
-		return zero, nil
-	}
-	d := zero.Descriptor()
-	prefix := enumPrefix(d)
-	vals := d.Values()
-	for i := range vals.Len() {
-		v := vals.Get(i)
-		if v.Number() == 0 {
-			continue
-		}
-		if name := string(v.Name()); name == s || name == prefix+s {
-			return P(v.Number()), nil
-		}
-	}
-	return zero, fmt.Errorf("unknown value %q; known: %s", s, strings.Join(enumKeys[P](), ", "))
-}
-
-// enumKeys lists the short names of an enum's values, zero left out.
-func enumKeys[P protoEnum]() []string {
-	var keys []string
-	for _, p := range allEnum(func(p P) P { return p }) {
-		keys = append(keys, enumKey(p))
-	}
-	return keys
-}
-
-func allEnum[P protoEnum, T any](wrap func(P) T) []T {
-	var zero P
-	vals := zero.Descriptor().Values()
-	out := make([]T, 0, vals.Len()-1)
-	for i := range vals.Len() {
-		if n := vals.Get(i).Number(); n != 0 {
-			out = append(out, wrap(P(n)))
-		}
-	}
-	return out
+func Kinds() []Kind { return protoenum.All(func(p registryv1.InstitutionKind) Kind { return Kind{p} }) }
+func Tiers() []Tier { return protoenum.All(func(p registryv1.Tier) Tier { return Tier{p} }) }
+func Zones() []Zone { return protoenum.All(func(p registryv1.Zone) Zone { return Zone{p} }) }
+func States() []State {
+	return protoenum.All(func(p registryv1.InstitutionState) State { return State{p} })
 }
 
 // The proto conversions. fromProto reports false, with the zero value, for
 // a number the proto does not define; zero converts to the zero value.
 func kindFromProto(p registryv1.InstitutionKind) (Kind, bool) {
-	return Kind{known(p)}, p == known(p)
+	return Kind{protoenum.Known(p)}, p == protoenum.Known(p)
 }
-func tierFromProto(p registryv1.Tier) (Tier, bool) { return Tier{known(p)}, p == known(p) }
-func zoneFromProto(p registryv1.Zone) (Zone, bool) { return Zone{known(p)}, p == known(p) }
+func tierFromProto(p registryv1.Tier) (Tier, bool) {
+	return Tier{protoenum.Known(p)}, p == protoenum.Known(p)
+}
+func zoneFromProto(p registryv1.Zone) (Zone, bool) {
+	return Zone{protoenum.Known(p)}, p == protoenum.Known(p)
+}
 func stateFromProto(p registryv1.InstitutionState) (State, bool) {
-	return State{known(p)}, p == known(p)
+	return State{protoenum.Known(p)}, p == protoenum.Known(p)
 }
 func actionFromProto(p registryv1.ReviewAction) (Action, bool) {
-	return Action{known(p)}, p == known(p)
-}
-
-// known is p when the proto defines it, else zero.
-func known[P protoEnum](p P) P {
-	if p.Descriptor().Values().ByNumber(p.Number()) == nil {
-		return 0
-	}
-	return p
+	return Action{protoenum.Known(p)}, p == protoenum.Known(p)
 }
 
 func (k Kind) proto() registryv1.InstitutionKind   { return k.p }

@@ -14,6 +14,7 @@ import (
 	"github.com/carbondesk/carbondesk/internal/auth"
 	"github.com/carbondesk/carbondesk/internal/errs"
 	"github.com/carbondesk/carbondesk/internal/events"
+	"github.com/carbondesk/carbondesk/internal/paging"
 	"github.com/carbondesk/carbondesk/internal/testenv"
 )
 
@@ -233,7 +234,7 @@ func FuzzUpdateInstitution(f *testing.F) {
 // match every filter and that the caller may see; its token leads on.
 func FuzzListInstitutions(f *testing.F) {
 	w := newFuzzWorld(f)
-	valid := pageToken{After: w.targets[0], Filter: listFilter{}.fingerprint()}.encode()
+	valid := paging.Token{After: w.targets[0], Filter: listFilter{}.fingerprint()}.Encode()
 	f.Add(int32(0), "", int32(0), int32(0), int32(0), int32(0), "", uint8(0))
 	f.Add(int32(1), "", int32(0), int32(0), int32(0), int32(2), "", uint8(3))
 	f.Add(int32(100000), valid, int32(0), int32(0), int32(0), int32(0), "", uint8(2))
@@ -243,8 +244,8 @@ func FuzzListInstitutions(f *testing.F) {
 	f.Add(int32(5), "e30", int32(1), int32(3), int32(1), int32(0), "  chujiang  ", uint8(3))
 	f.Fuzz(func(t *testing.T, size int32, token string, kind, tier, zone, state int32, name string, callerSel uint8) {
 		// The token codec alone: never panics; what decodes re-encodes.
-		if tok, ok := decodePageToken(token); ok {
-			if again, ok := decodePageToken(tok.encode()); !ok || again != tok {
+		if tok, ok := paging.Decode(token); ok {
+			if again, ok := paging.Decode(tok.Encode()); !ok || again != tok {
 				t.Fatalf("token %q decodes to %+v, which does not survive a round trip", token, tok)
 			}
 		}
@@ -264,9 +265,9 @@ func FuzzListInstitutions(f *testing.F) {
 		limit := int(size)
 		switch {
 		case size == 0:
-			limit = defaultPageSize
-		case size > maxPageSize:
-			limit = maxPageSize
+			limit = paging.DefaultSize
+		case size > paging.MaxSize:
+			limit = paging.MaxSize
 		}
 		if n := len(resp.GetInstitutions()); n > limit {
 			t.Fatalf("page of %d for page_size %d", n, size)

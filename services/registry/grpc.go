@@ -2,10 +2,6 @@ package registry
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,13 +18,9 @@ import (
 	"github.com/carbondesk/carbondesk/internal/auth"
 	"github.com/carbondesk/carbondesk/internal/errs"
 	"github.com/carbondesk/carbondesk/internal/events"
+	"github.com/carbondesk/carbondesk/internal/paging"
+	"github.com/carbondesk/carbondesk/internal/protoenum"
 	"github.com/carbondesk/carbondesk/internal/store"
-)
-
-// Page sizes of ListInstitutions.
-const (
-	defaultPageSize = 50
-	maxPageSize     = 200
 )
 
 // Server implements registryv1.RegistryServiceServer over a store.Store.
@@ -95,7 +87,7 @@ func validateRegister(req *registryv1.RegisterInstitutionRequest) (string, Detai
 	code, err := ValidateCreditCode(req.GetCreditCode())
 	var cce *CreditCodeError
 	if errors.As(err, &cce) {
-		v.Add("credit_code", "%q: %s", shorten(req.GetCreditCode(), 40), cce.Problem)
+		v.Add("credit_code", "%q: %s", errs.Shorten(req.GetCreditCode(), 40), cce.Problem)
 	}
 	d := fromProtoDetails("", req.GetNameZh(), req.GetNameEn(), req.GetKind(), req.GetTier(), req.GetZone(),
 		req.GetAddress(), req.GetContact(), req.GetLicences(), &v).Clean()
@@ -129,8 +121,7 @@ type listFilter struct {
 
 // fingerprint binds a page token to the filters it was issued for.
 func (f listFilter) fingerprint() string {
-	h := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%s|%s|%s", f.kind, f.tier, f.zone, f.st, f.name))
-	return hex.EncodeToString(h[:8])
+	return paging.Fingerprint(fmt.Appendf(nil, "%s|%s|%s|%s|%s", f.kind, f.tier, f.zone, f.st, f.name))
 }
 
 // term picks the index to scan: the one likely to hold the fewest records.
@@ -169,40 +160,11 @@ func foldName(s string) string {
 	return strings.ToLower(width.Fold.String(s))
 }
 
-// pageToken is what next_page_token carries, base64url-encoded JSON: the
-// last id returned and the fingerprint of the filters.
-type pageToken struct {
-	After  string `json:"a"`
-	Filter string `json:"f"`
-}
-
-func (t pageToken) encode() string {
-	b, _ := json.Marshal(t) // two strings cannot fail to marshal
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func decodePageToken(s string) (pageToken, bool) {
-	var t pageToken
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || json.Unmarshal(b, &t) != nil || t.After == "" || t.Filter == "" {
-		return pageToken{}, false
-	}
-	return t, true
-}
-
 // ListInstitutions lists institutions in registration order (ids are
 // ULIDs), filtered and paged.
 func (s *Server) ListInstitutions(ctx context.Context, req *registryv1.ListInstitutionsRequest) (*registryv1.ListInstitutionsResponse, error) {
 	var v errs.Violations
-	size := int(req.GetPageSize())
-	switch {
-	case size < 0:
-		v.Add("page_size", "%d is negative; give 1 to %d, or 0 for %d", size, maxPageSize, defaultPageSize)
-	case size == 0:
-		size = defaultPageSize
-	case size > maxPageSize:
-		size = maxPageSize
-	}
+	size := paging.Size(&v, req.GetPageSize())
 	var f listFilter
 	var ok bool
 	if f.kind, ok = kindFromProto(req.GetKind()); !ok {
@@ -222,56 +184,31 @@ func (s *Server) ListInstitutions(ctx context.Context, req *registryv1.ListInsti
 		v.Add("name_contains", "is %d characters long; at most %d", n, maxNameContains)
 	}
 	f.name = foldName(name)
-	var after string
-	if tok := req.GetPageToken(); tok != "" {
-		t, ok := decodePageToken(tok)
-		switch {
-		case !ok:
-			v.Add("page_token", "%q is not a token this service issued; pass next_page_token unchanged, or none for the first page", shorten(tok, 80))
-		case t.Filter != f.fingerprint():
-			v.Add("page_token", "was issued for other filters; repeat the first call's kind, tier, zone, state and name_contains, or start again without a token")
-		default:
-			after = t.After
-		}
-	}
+	after := paging.Check{Refilter: "repeat the first call's kind, tier, zone, state and name_contains"}.After(&v, req.GetPageToken(), f.fingerprint())
 	if err := v.Err(); err != nil {
 		return nil, err
 	}
 
-	// Ask for one more than a page: if it comes, there is a next page and
-	// the token points at the last institution returned; if not, this is
-	// the last page and the token stays empty. The store may return fewer
-	// matches than asked while it still has records to scan, hence the loop.
+	// The store is asked for records that match; a record that does not
+	// decode matches too, so its error surfaces below.
 	match := func(rec store.Record) bool {
 		in, err := decodeInstitution(rec)
-		return err != nil || (f.matches(in) && visible(ctx, in)) // a bad record surfaces as an error below
+		return err != nil || (f.matches(in) && visible(ctx, in))
 	}
-	want := size + 1
-	var got []*Institution
 	q := store.Query{Index: f.term(), After: after, Match: match}
-	for len(got) < want {
-		q.Limit = want - len(got)
-		page, err := s.st.List(ctx, kindInstitution, q)
+	recs, next, err := paging.List(ctx, s.st, kindInstitution, q, size, f.fingerprint())
+	if err != nil {
+		return nil, fmt.Errorf("registry: list institutions: %w", err)
+	}
+	got := make([]*Institution, 0, len(recs))
+	for _, rec := range recs {
+		in, err := decodeInstitution(rec)
 		if err != nil {
-			return nil, fmt.Errorf("registry: list institutions: %w", err)
+			return nil, err
 		}
-		for _, rec := range page.Records {
-			in, err := decodeInstitution(rec)
-			if err != nil {
-				return nil, err
-			}
-			got = append(got, in)
-		}
-		if page.Next == "" || (len(page.Records) == 0 && page.Next == q.After) {
-			break // the end, or a store that makes no progress
-		}
-		q.After = page.Next
+		got = append(got, in)
 	}
-	resp := &registryv1.ListInstitutionsResponse{}
-	if len(got) > size {
-		got = got[:size]
-		resp.NextPageToken = pageToken{After: got[size-1].ID, Filter: f.fingerprint()}.encode()
-	}
+	resp := &registryv1.ListInstitutionsResponse{NextPageToken: next}
 	resp.Institutions = make([]*registryv1.Institution, len(got))
 	for i, in := range got {
 		resp.Institutions[i] = toProtoInstitution(in)
@@ -635,13 +572,13 @@ func fromProtoDetails(prefix, nameZh, nameEn string, kind registryv1.Institution
 	}
 	var ok bool
 	if d.Kind, ok = kindFromProto(kind); !ok {
-		v.Add(prefix+"kind", "unknown value %d; one of %s", kind, strings.Join(enumKeysOf(Kinds()), ", "))
+		v.Add(prefix+"kind", "unknown value %d; one of %s", kind, strings.Join(protoenum.Strings(Kinds()), ", "))
 	}
 	if d.Tier, ok = tierFromProto(tier); !ok {
-		v.Add(prefix+"tier", "unknown value %d; one of %s", tier, strings.Join(enumKeysOf(Tiers()), ", "))
+		v.Add(prefix+"tier", "unknown value %d; one of %s", tier, strings.Join(protoenum.Strings(Tiers()), ", "))
 	}
 	if d.Zone, ok = zoneFromProto(zone); !ok {
-		v.Add(prefix+"zone", "unknown value %d; one of %s", zone, strings.Join(enumKeysOf(Zones()), ", "))
+		v.Add(prefix+"zone", "unknown value %d; one of %s", zone, strings.Join(protoenum.Strings(Zones()), ", "))
 	}
 	for _, l := range ls {
 		d.Licences = append(d.Licences, Licence{Name: l.GetName(), Number: l.GetNumber(), Issuer: l.GetIssuer()})

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
+	"github.com/carbondesk/carbondesk/internal/paging"
 	"github.com/carbondesk/carbondesk/internal/store"
 )
 
@@ -128,9 +129,9 @@ func TestListPaging(t *testing.T) {
 				size := int(tt.req.GetPageSize())
 				switch {
 				case size == 0:
-					size = defaultPageSize
-				case size > maxPageSize:
-					size = maxPageSize
+					size = paging.DefaultSize
+				case size > paging.MaxSize:
+					size = paging.MaxSize
 				}
 				var got []string
 				req := tt.req

@@ -19,14 +19,15 @@ package registry
 
 import (
 	"fmt"
-	"net/mail"
 	"slices"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/carbondesk/carbondesk/internal/contact"
 	"github.com/carbondesk/carbondesk/internal/errs"
+	"github.com/carbondesk/carbondesk/internal/protoenum"
 )
 
 // Name is the service's name: its store namespace, its stream (REGISTRY)
@@ -66,15 +67,12 @@ const (
 	maxNameEn       = 200
 	maxAddress      = 200
 	maxContactName  = 50
-	maxEmail        = 254
 	maxLicences     = 20
 	maxLicenceName  = 100
 	maxLicenceNo    = 64
 	maxIssuer       = 100
 	maxReason       = 500
 	maxNameContains = 100
-	minPhoneDigits  = 7  // a local landline without area code
-	maxPhoneDigits  = 15 // E.164
 )
 
 // Institution is a carbon-finance institution on the register.
@@ -255,13 +253,13 @@ func (d Details) Validate(prefix string, v *errs.Violations) {
 	}
 	// An enum the conversion already refused is not reported again as missing.
 	if d.Kind.IsZero() && !hasViolation(*v, prefix+"kind") {
-		v.Add(prefix+"kind", "is required; one of %s", strings.Join(enumKeysOf(Kinds()), ", "))
+		v.Add(prefix+"kind", "is required; one of %s", strings.Join(protoenum.Strings(Kinds()), ", "))
 	}
 	if d.Tier.IsZero() && !hasViolation(*v, prefix+"tier") {
-		v.Add(prefix+"tier", "is required; one of %s", strings.Join(enumKeysOf(Tiers()), ", "))
+		v.Add(prefix+"tier", "is required; one of %s", strings.Join(protoenum.Strings(Tiers()), ", "))
 	}
 	if d.Zone.IsZero() && !hasViolation(*v, prefix+"zone") {
-		v.Add(prefix+"zone", "is required; one of %s", strings.Join(enumKeysOf(Zones()), ", "))
+		v.Add(prefix+"zone", "is required; one of %s", strings.Join(protoenum.Strings(Zones()), ", "))
 	}
 	switch n := utf8.RuneCountInString(d.Address); {
 	case n > maxAddress:
@@ -312,52 +310,15 @@ func (c Contact) validate(prefix string, v *errs.Violations) {
 		v.Add(prefix+"phone", "a phone number or an email is required")
 	}
 	if c.Phone != "" {
-		if msg := checkPhone(c.Phone); msg != "" {
+		if msg := contact.CheckPhone(c.Phone); msg != "" {
 			v.Add(prefix+"phone", "%q %s", c.Phone, msg)
 		}
 	}
 	if c.Email != "" {
-		if msg := checkEmail(c.Email); msg != "" {
+		if msg := contact.CheckEmail(c.Email); msg != "" {
 			v.Add(prefix+"email", "%q %s", c.Email, msg)
 		}
 	}
-}
-
-// checkPhone accepts what people write for Chinese and international
-// numbers: digits with spaces, hyphens, parentheses and a leading +, e.g.
-// "027-8765 4321", "138 0000 0000", "+86 27 8765 4321".
-func checkPhone(p string) string {
-	digits := 0
-	for i, r := range p {
-		switch {
-		case r >= '0' && r <= '9':
-			digits++
-		case r == '+' && i == 0:
-		case r == ' ' || r == '-' || r == '(' || r == ')':
-		default:
-			return fmt.Sprintf("has %q; use digits, spaces, hyphens, parentheses and a leading +", r)
-		}
-	}
-	if digits < minPhoneDigits || digits > maxPhoneDigits {
-		return fmt.Sprintf("has %d digits; a phone number has %d to %d", digits, minPhoneDigits, maxPhoneDigits)
-	}
-	return ""
-}
-
-// checkEmail accepts a bare address with a dotted domain.
-func checkEmail(e string) string {
-	if len(e) > maxEmail {
-		return fmt.Sprintf("is %d bytes long; at most %d", len(e), maxEmail)
-	}
-	a, err := mail.ParseAddress(e)
-	if err != nil || a.Address != e || a.Name != "" {
-		return "is not an email address like name@example.cn"
-	}
-	at := strings.LastIndexByte(e, '@')
-	if domain := e[at+1:]; !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") {
-		return "has no domain like example.cn after the @"
-	}
-	return ""
 }
 
 func hasHan(s string) bool {
@@ -366,14 +327,6 @@ func hasHan(s string) bool {
 
 func hasControl(s string) bool {
 	return strings.ContainsFunc(s, unicode.IsControl)
-}
-
-func enumKeysOf[T fmt.Stringer](vals []T) []string {
-	out := make([]string, len(vals))
-	for i, v := range vals {
-		out[i] = v.String()
-	}
-	return out
 }
 
 // Equal reports whether two sets of details are the same, so an update that
@@ -385,14 +338,4 @@ func (d Details) Equal(o Details) bool {
 
 func hasViolation(v errs.Violations, field string) bool {
 	return slices.ContainsFunc(v, func(fv errs.FieldViolation) bool { return fv.Field == field })
-}
-
-// shorten cuts what a message echoes back of a caller's input, so a
-// megabyte of garbage does not come back in the error.
-func shorten(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n]) + "…"
 }
