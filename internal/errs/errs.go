@@ -40,6 +40,13 @@ func (e *Error) Error() string { return e.Message }
 // Unwrap makes errors.Is(err, e.Kind) true.
 func (e *Error) Unwrap() error { return e.Kind }
 
+// New returns an error of kind (a sentinel above, or a service's own error
+// wrapping one) with a message for a person; Status shows the message and
+// maps the kind to its code.
+func New(kind error, format string, args ...any) error {
+	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...)}
+}
+
 // NotFound says an object does not exist (or is not the caller's to see).
 func NotFound(what, id string) error {
 	return &Error{Kind: ErrNotFound, Message: fmt.Sprintf("%s %q not found", what, id)}
@@ -47,37 +54,37 @@ func NotFound(what, id string) error {
 
 // AlreadyExists says a unique value is taken.
 func AlreadyExists(format string, args ...any) error {
-	return &Error{Kind: ErrAlreadyExists, Message: fmt.Sprintf(format, args...)}
+	return New(ErrAlreadyExists, format, args...)
 }
 
 // FailedPrecondition says the object is in the wrong state for the call.
 func FailedPrecondition(format string, args ...any) error {
-	return &Error{Kind: ErrFailedPrecondition, Message: fmt.Sprintf(format, args...)}
+	return New(ErrFailedPrecondition, format, args...)
 }
 
 // Aborted says the caller's version is stale: read again and retry.
 func Aborted(format string, args ...any) error {
-	return &Error{Kind: ErrAborted, Message: fmt.Sprintf(format, args...)}
+	return New(ErrAborted, format, args...)
 }
 
 // PermissionDenied says the caller may not do this.
 func PermissionDenied(format string, args ...any) error {
-	return &Error{Kind: ErrPermissionDenied, Message: fmt.Sprintf(format, args...)}
+	return New(ErrPermissionDenied, format, args...)
 }
 
 // Unauthenticated says the caller did not prove who they are.
 func Unauthenticated(format string, args ...any) error {
-	return &Error{Kind: ErrUnauthenticated, Message: fmt.Sprintf(format, args...)}
+	return New(ErrUnauthenticated, format, args...)
 }
 
 // ResourceExhausted says a limit was reached.
 func ResourceExhausted(format string, args ...any) error {
-	return &Error{Kind: ErrResourceExhausted, Message: fmt.Sprintf(format, args...)}
+	return New(ErrResourceExhausted, format, args...)
 }
 
 // Unavailable says a dependency is down; the call may be retried.
 func Unavailable(format string, args ...any) error {
-	return &Error{Kind: ErrUnavailable, Message: fmt.Sprintf(format, args...)}
+	return New(ErrUnavailable, format, args...)
 }
 
 // FieldViolation names one bad field of a request.

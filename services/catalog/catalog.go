@@ -93,10 +93,6 @@ var (
 	ErrStaleVersion = fmt.Errorf("catalog: stale version: %w", errs.ErrAborted)
 )
 
-func fail(kind error, format string, args ...any) error {
-	return &errs.Error{Kind: kind, Message: fmt.Sprintf(format, args...)}
-}
-
 // Limits on what a product may carry. Lengths count characters.
 const (
 	maxNameZh       = 100
@@ -202,7 +198,7 @@ func NewProduct(id, institutionID, ownerCode string, t Terms, now time.Time) *Pr
 func (p *Product) transition(a action, reason string, now time.Time) error {
 	t := transitions[a]
 	if !slices.Contains(t.from, p.State) {
-		return fail(ErrInvalidTransition, "product %s is %s; only %s products can be %s", p.ID, p.State, joinStates(t.from), t.verb)
+		return errs.New(ErrInvalidTransition, "product %s is %s; only %s products can be %s", p.ID, p.State, joinStates(t.from), t.verb)
 	}
 	p.State = t.to
 	p.StateReason = strings.TrimSpace(reason)
@@ -223,7 +219,7 @@ func (p *Product) CheckVersion(read int64) error {
 	if read == p.Version {
 		return nil
 	}
-	return fail(ErrStaleVersion, "version %d is stale; the product is at version %d; read it again", read, p.Version)
+	return errs.New(ErrStaleVersion, "version %d is stale; the product is at version %d; read it again", read, p.Version)
 }
 
 // Clean trims text fields and puts sets in canonical order, the form terms

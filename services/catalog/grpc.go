@@ -121,15 +121,15 @@ func (s *Server) owner(ctx context.Context, id string) (*Institution, error) {
 	}
 	if in == nil {
 		if id == "" {
-			return nil, fail(ErrUnknownInstitution, "the catalog knows no institution with credit code %q; register at the registry first (a new registration takes a moment to reach the catalog)", c.Org)
+			return nil, errs.New(ErrUnknownInstitution, "the catalog knows no institution with credit code %q; register at the registry first (a new registration takes a moment to reach the catalog)", c.Org)
 		}
-		return nil, fail(ErrUnknownInstitution, "the catalog knows no institution %q; register it at the registry first (a new registration takes a moment to reach the catalog)", id)
+		return nil, errs.New(ErrUnknownInstitution, "the catalog knows no institution %q; register it at the registry first (a new registration takes a moment to reach the catalog)", id)
 	}
 	if isCaller && !auth.Owns(ctx, in.CreditCode) {
 		return nil, errs.PermissionDenied("an institution creates products only for itself: institution %s is not your organisation", id)
 	}
 	if in.State == registryv1.InstitutionState_INSTITUTION_STATE_REJECTED {
-		return nil, fail(ErrInstitutionNotActive, "institution %s was rejected by the registry; it offers no products", in.ID)
+		return nil, errs.New(ErrInstitutionNotActive, "institution %s was rejected by the registry; it offers no products", in.ID)
 	}
 	return in, nil
 }
@@ -329,7 +329,7 @@ func (s *Server) UpdateProduct(ctx context.Context, req *catalogv1.UpdateProduct
 	}
 	p, err := s.update(ctx, req.GetId(), req.GetVersion(), func(p *Product, _ time.Time) (change, error) {
 		if p.State == StateRetired {
-			return change{}, fail(ErrInvalidTransition, "product %s is RETIRED; a retired product is not changed (create a new one)", p.ID)
+			return change{}, errs.New(ErrInvalidTransition, "product %s is RETIRED; a retired product is not changed (create a new one)", p.ID)
 		}
 		t := applyPaths(p.Terms, patch, paths).Clean()
 		var v errs.Violations
@@ -427,13 +427,13 @@ func (s *Server) publish(ctx context.Context, id string, version int64) (*Produc
 			return change{}, err
 		}
 		if in == nil {
-			return change{}, fail(ErrUnknownInstitution, "the catalog has no record of institution %s yet; try again in a moment", p.InstitutionID)
+			return change{}, errs.New(ErrUnknownInstitution, "the catalog has no record of institution %s yet; try again in a moment", p.InstitutionID)
 		}
 		if err := p.transition(actPublish, "", now); err != nil {
 			return change{}, err
 		}
 		if !in.active() {
-			return change{}, fail(ErrInstitutionNotActive, "institution %s is %s; only an ACTIVE institution publishes products", in.ID, in.stateKey())
+			return change{}, errs.New(ErrInstitutionNotActive, "institution %s is %s; only an ACTIVE institution publishes products", in.ID, in.stateKey())
 		}
 		fence, err := in.put()
 		if err != nil {

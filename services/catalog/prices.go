@@ -106,7 +106,7 @@ func (s *Server) setPrices(ctx context.Context, cea, ccer int64, source string, 
 		return Prices{}, err
 	}
 	if want != 0 && want != cur.Version {
-		return Prices{}, fail(ErrStaleVersion, "version %d is stale; the reference prices are at version %d; read them again", want, cur.Version)
+		return Prices{}, errs.New(ErrStaleVersion, "version %d is stale; the reference prices are at version %d; read them again", want, cur.Version)
 	}
 	expect := store.MustNotExist
 	if ok {
@@ -134,7 +134,7 @@ func (s *Server) setPrices(ctx context.Context, cea, ccer int64, source string, 
 		Events: []store.Event{ev},
 	})
 	if errors.Is(err, store.ErrConflict) {
-		return Prices{}, fail(ErrStaleVersion, "the reference prices changed while they were being set; read them again")
+		return Prices{}, errs.New(ErrStaleVersion, "the reference prices changed while they were being set; read them again")
 	}
 	if err != nil {
 		return Prices{}, fmt.Errorf("catalog: set reference prices: %w", err)

@@ -131,7 +131,7 @@ func (s *Server) update(ctx context.Context, id string, want int64, fn func(p *P
 		case errors.As(err, &ce) && (want == 0 || ce.Kind != kindProduct) && attempt < updateRetries:
 			continue
 		case errors.As(err, &ce) && ce.Kind == kindProduct:
-			return nil, fail(ErrStaleVersion, "product %s changed while this change was made (version %d read, now %d); read it again", id, read, ce.Current)
+			return nil, errs.New(ErrStaleVersion, "product %s changed while this change was made (version %d read, now %d); read it again", id, read, ce.Current)
 		case errors.As(err, &ce):
 			return nil, errs.Aborted("the institution of product %s changed state while this change was made; try again", id)
 		default:

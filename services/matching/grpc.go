@@ -102,7 +102,7 @@ func (s *Server) Register(g grpc.ServiceRegistrar) {
 // against half an index would get worse matches for good.
 func (s *Server) ready() error {
 	if s.running.Load() && !s.caughtUp.Load() {
-		return fail(ErrNotReady, "the matching index is still loading the catalog; retry in a few seconds")
+		return errs.New(ErrNotReady, "the matching index is still loading the catalog; retry in a few seconds")
 	}
 	return nil
 }
@@ -395,7 +395,7 @@ func (s *Server) WithdrawDemand(ctx context.Context, req *matchingv1.WithdrawDem
 			return errs.NotFound("demand", req.GetId())
 		}
 		if w := req.GetVersion(); w != 0 && w != a.demand.GetVersion() {
-			return fail(ErrStaleVersion, "version %d of demand %s is stale; it is at version %d; read it again", w, req.GetId(), a.demand.GetVersion())
+			return errs.New(ErrStaleVersion, "version %d of demand %s is stale; it is at version %d; read it again", w, req.GetId(), a.demand.GetVersion())
 		}
 		return a.withdraw(reason)
 	})

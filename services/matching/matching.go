@@ -69,10 +69,6 @@ var (
 	ErrNotReady = fmt.Errorf("matching: index loading: %w", errs.ErrUnavailable)
 )
 
-func fail(kind error, format string, args ...any) error {
-	return &errs.Error{Kind: kind, Message: fmt.Sprintf(format, args...)}
-}
-
 // Policy is the district's matching policy. No national rule fixes these
 // numbers (DOMAIN.md): they are the district's to set.
 type Policy struct {
@@ -217,7 +213,7 @@ func (a *aggregate) changed() bool { return a.demandSubject != "" || len(a.subje
 // the event subject (carbondesk.matching.match.<to>).
 func (a *aggregate) move(m *matchingv1.Match, to matchingv1.MatchState, reason string) error {
 	if !slices.Contains(matchMoves[m.GetState()], to) {
-		return fail(ErrInvalidTransition, "match %s is %s; it cannot become %s", m.GetId(), stateName(m.GetState()), stateName(to))
+		return errs.New(ErrInvalidTransition, "match %s is %s; it cannot become %s", m.GetId(), stateName(m.GetState()), stateName(to))
 	}
 	m.State = to
 	if reason != "" {
@@ -316,7 +312,7 @@ func checkMatchVersion(m *matchingv1.Match, want int64) error {
 	if want == 0 || want == m.GetVersion() {
 		return nil
 	}
-	return fail(ErrStaleVersion, "version %d of match %s is stale; it is at version %d; read it again", want, m.GetId(), m.GetVersion())
+	return errs.New(ErrStaleVersion, "version %d of match %s is stale; it is at version %d; read it again", want, m.GetId(), m.GetVersion())
 }
 
 // accept: the institution takes a PROPOSED match, before its response
@@ -324,16 +320,16 @@ func checkMatchVersion(m *matchingv1.Match, want int64) error {
 // closes the demand's other proposals.
 func (a *aggregate) accept(m *matchingv1.Match) error {
 	if m.GetState() != matchProposed {
-		return fail(ErrInvalidTransition, "match %s is %s; only a PROPOSED match can be accepted", m.GetId(), stateName(m.GetState()))
+		return errs.New(ErrInvalidTransition, "match %s is %s; only a PROPOSED match can be accepted", m.GetId(), stateName(m.GetState()))
 	}
 	if a.demand.GetState() != demandOpen {
-		return fail(ErrInvalidTransition, "demand %s is %s; only an OPEN demand's matches can be accepted", a.demand.GetId(), stateName(a.demand.GetState()))
+		return errs.New(ErrInvalidTransition, "demand %s is %s; only an OPEN demand's matches can be accepted", a.demand.GetId(), stateName(a.demand.GetState()))
 	}
 	if dl := m.GetResponseDeadline().AsTime(); a.now.After(dl) {
-		return fail(ErrInvalidTransition, "match %s is PROPOSED but its response deadline passed at %s; it expires", m.GetId(), dl.Format(time.RFC3339))
+		return errs.New(ErrInvalidTransition, "match %s is PROPOSED but its response deadline passed at %s; it expires", m.GetId(), dl.Format(time.RFC3339))
 	}
 	if int(a.demand.GetAcceptedCount()) >= a.cfg.MaxAccepted {
-		return fail(ErrInvalidTransition, "demand %s already has %d accepted matches, the district's limit", a.demand.GetId(), a.demand.GetAcceptedCount())
+		return errs.New(ErrInvalidTransition, "demand %s already has %d accepted matches, the district's limit", a.demand.GetId(), a.demand.GetAcceptedCount())
 	}
 	if err := a.move(m, matchAccepted, ""); err != nil {
 		return err
@@ -355,7 +351,7 @@ func (a *aggregate) accept(m *matchingv1.Match) error {
 // decline: the institution passes on a PROPOSED match.
 func (a *aggregate) decline(m *matchingv1.Match, reason string) error {
 	if m.GetState() != matchProposed {
-		return fail(ErrInvalidTransition, "match %s is %s; only a PROPOSED match can be declined", m.GetId(), stateName(m.GetState()))
+		return errs.New(ErrInvalidTransition, "match %s is %s; only a PROPOSED match can be declined", m.GetId(), stateName(m.GetState()))
 	}
 	if reason == "" {
 		reason = "declined by the institution"
@@ -367,10 +363,10 @@ func (a *aggregate) decline(m *matchingv1.Match, reason string) error {
 // proposed ones close, and the outcome clock starts.
 func (a *aggregate) confirm(m *matchingv1.Match) error {
 	if m.GetState() != matchAccepted {
-		return fail(ErrInvalidTransition, "match %s is %s; the enterprise confirms one of its ACCEPTED matches", m.GetId(), stateName(m.GetState()))
+		return errs.New(ErrInvalidTransition, "match %s is %s; the enterprise confirms one of its ACCEPTED matches", m.GetId(), stateName(m.GetState()))
 	}
 	if a.demand.GetState() != demandOpen {
-		return fail(ErrInvalidTransition, "demand %s is %s; only an OPEN demand confirms a match", a.demand.GetId(), stateName(a.demand.GetState()))
+		return errs.New(ErrInvalidTransition, "demand %s is %s; only an OPEN demand confirms a match", a.demand.GetId(), stateName(a.demand.GetState()))
 	}
 	if err := a.move(m, matchConfirmed, ""); err != nil {
 		return err
@@ -392,7 +388,7 @@ func (a *aggregate) confirm(m *matchingv1.Match) error {
 // the match stays flagged overdue. A failure reopens the demand for staff.
 func (a *aggregate) report(m *matchingv1.Match, out *matchingv1.Outcome, completed bool) error {
 	if m.GetState() != matchConfirmed {
-		return fail(ErrInvalidTransition, "match %s is %s; only a CONFIRMED match has an outcome to report", m.GetId(), stateName(m.GetState()))
+		return errs.New(ErrInvalidTransition, "match %s is %s; only a CONFIRMED match has an outcome to report", m.GetId(), stateName(m.GetState()))
 	}
 	to := matchFailed
 	if completed {
@@ -426,7 +422,7 @@ func (a *aggregate) withdraw(reason string) error {
 		if a.demand.GetState() == demandMatched {
 			hint = "; a confirmed match ends with its outcome: ask the institution to report FAILED with ENTERPRISE_WITHDREW"
 		}
-		return fail(ErrInvalidTransition, "demand %s is %s; only an OPEN demand can be withdrawn%s", a.demand.GetId(), stateName(a.demand.GetState()), hint)
+		return errs.New(ErrInvalidTransition, "demand %s is %s; only an OPEN demand can be withdrawn%s", a.demand.GetId(), stateName(a.demand.GetState()), hint)
 	}
 	if reason == "" {
 		reason = "withdrawn by the enterprise"

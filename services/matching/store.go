@@ -227,7 +227,7 @@ func (s *Server) mutate(ctx context.Context, demandID string, fn func(a *aggrega
 		case errors.As(err, &ce) && attempt < mutateAttempts:
 			continue
 		case errors.As(err, &ce):
-			return nil, fail(ErrStaleVersion, "demand %s kept changing while this change was made; read it again and retry", demandID)
+			return nil, errs.New(ErrStaleVersion, "demand %s kept changing while this change was made; read it again and retry", demandID)
 		default:
 			return nil, err
 		}

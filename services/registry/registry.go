@@ -54,12 +54,6 @@ var (
 	ErrSelfReview = fmt.Errorf("registry: self-review: %w", errs.ErrPermissionDenied)
 )
 
-// fail builds an error of one of the kinds above with a message for a
-// person; errs.Status shows the message and maps the kind.
-func fail(kind error, format string, args ...any) error {
-	return &errs.Error{Kind: kind, Message: fmt.Sprintf(format, args...)}
-}
-
 // Limits on what a request may carry. Lengths count characters, not bytes,
 // so a Chinese name gets the same room as an English one.
 const (
@@ -168,10 +162,10 @@ func (in *Institution) Review(a Action, reason, actor, actorOrg string, now time
 		return err
 	}
 	if actorOrg != "" && actorOrg == in.CreditCode {
-		return fail(ErrSelfReview, "institution %s may not be %s by itself; a district staff member reviews it", in.ID, pastTense[a])
+		return errs.New(ErrSelfReview, "institution %s may not be %s by itself; a district staff member reviews it", in.ID, pastTense[a])
 	}
 	if in.State != t.from {
-		return fail(ErrInvalidTransition, "institution %s is %s; only %s institutions can be %s", in.ID, in.State, t.from, pastTense[a])
+		return errs.New(ErrInvalidTransition, "institution %s is %s; only %s institutions can be %s", in.ID, in.State, t.from, pastTense[a])
 	}
 	now = now.UTC()
 	in.Reviews = append(in.Reviews, Review{
@@ -193,9 +187,9 @@ func (in *Institution) CheckVersion(read int64) error {
 	case read == in.Version:
 		return nil
 	case read < in.Version:
-		return fail(ErrStaleVersion, "version %d is stale; the institution is at version %d; read it again", read, in.Version)
+		return errs.New(ErrStaleVersion, "version %d is stale; the institution is at version %d; read it again", read, in.Version)
 	default:
-		return fail(ErrStaleVersion, "version %d is ahead of the institution, which is at version %d; read it again", read, in.Version)
+		return errs.New(ErrStaleVersion, "version %d is ahead of the institution, which is at version %d; read it again", read, in.Version)
 	}
 }
 

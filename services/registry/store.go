@@ -86,9 +86,9 @@ func (s *Server) create(ctx context.Context, in *Institution, subject string, no
 // institution that holds it when it can be read.
 func (s *Server) codeTaken(ctx context.Context, code string) error {
 	if rec, err := s.st.Get(ctx, kindCode, code); err == nil {
-		return fail(ErrCreditCodeTaken, "an institution with credit code %s is already registered (id %s)", code, rec.Data)
+		return errs.New(ErrCreditCodeTaken, "an institution with credit code %s is already registered (id %s)", code, rec.Data)
 	}
-	return fail(ErrCreditCodeTaken, "an institution with credit code %s is already registered", code)
+	return errs.New(ErrCreditCodeTaken, "an institution with credit code %s is already registered", code)
 }
 
 // get reads one institution; NotFound names the id.
@@ -158,7 +158,7 @@ func (s *Server) update(ctx context.Context, id string, want int64, fn func(in *
 		case errors.As(err, &ce) && want == 0 && attempt < updateRetries:
 			continue
 		case errors.As(err, &ce):
-			return nil, fail(ErrStaleVersion, "institution %s changed while this change was made (version %d read, now %d); read it again", id, read, ce.Current)
+			return nil, errs.New(ErrStaleVersion, "institution %s changed while this change was made (version %d read, now %d); read it again", id, read, ce.Current)
 		default:
 			return nil, fmt.Errorf("registry: update %s: %w", id, err)
 		}
