@@ -558,18 +558,7 @@ func TestConfigValidation(t *testing.T) {
 // restart (file store, same port) and goes on consuming.
 func TestSurvivesNATSRestart(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	srv := testenv.StartNATS(t, natsx.Options{Dir: dir, Listen: "127.0.0.1:0"})
-	addr := strings.TrimPrefix(srv.ClientURL(), "nats://")
-	nc, err := natsx.Connect(srv.ClientURL(), "consumer-restart", nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, addr, dir, js := testenv.RestartableJetStream(t, "consumer-restart", 50*time.Millisecond)
 	testenv.Stream(t, js, "restart")
 	f := &fixture{t: t, js: js, st: openBolt(t), service: "restart", logs: &testenv.LogBuffer{}}
 	var rm readModel
@@ -580,7 +569,7 @@ func TestSurvivesNATSRestart(t *testing.T) {
 
 	srv.Shutdown()
 	testenv.StartNATS(t, natsx.Options{Dir: dir, Listen: addr})
-	testenv.Eventually(t, 10*time.Second, nc.IsConnected)
+	testenv.Eventually(t, 10*time.Second, js.Conn().IsConnected)
 	f.publish("a", 2)
 	f.publish("b", 1)
 	testenv.Eventually(t, 30*time.Second, func() bool { return len(rm.got()) == 3 })

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/carbondesk/carbondesk/internal/natsx"
 	"github.com/carbondesk/carbondesk/internal/outbox"
@@ -42,19 +40,7 @@ func natsAwayUnderWrites(t *testing.T, st store.Store) {
 		service = "natsaway"
 		outage  = 30 * time.Second
 	)
-	dir := t.TempDir()
-	srv := testenv.StartNATS(t, natsx.Options{Dir: dir, Listen: "127.0.0.1:0"})
-	addr := strings.TrimPrefix(srv.ClientURL(), "nats://")
-
-	nc, err := natsx.Connect(srv.ClientURL(), "fault-test", nats.ReconnectWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, addr, dir, js := testenv.RestartableJetStream(t, "fault-test", 100*time.Millisecond)
 	testenv.Stream(t, js, service)
 
 	var logs testenv.LogBuffer

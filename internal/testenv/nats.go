@@ -3,9 +3,11 @@ package testenv
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	eventv1 "github.com/carbondesk/carbondesk/gen/carbondesk/event/v1"
@@ -54,6 +56,26 @@ func JetStream(t testing.TB, srv *natsx.Server) jetstream.JetStream {
 		t.Fatalf("testenv: jetstream: %v", err)
 	}
 	return js
+}
+
+// RestartableJetStream starts an embedded NATS with a TCP listener on a
+// loopback port and connects to it over TCP, reconnecting every
+// reconnectWait, as a service talking to an external server does: a fault
+// test can shut the server down and start it again on the same address and
+// folder (returned) while the connection lives on.
+func RestartableJetStream(t testing.TB, name string, reconnectWait time.Duration) (srv *natsx.Server, addr, dir string, js jetstream.JetStream) {
+	t.Helper()
+	dir = t.TempDir()
+	srv = StartNATS(t, natsx.Options{Dir: dir, Listen: "127.0.0.1:0"})
+	nc, err := natsx.Connect(srv.ClientURL(), name, nats.ReconnectWait(reconnectWait))
+	if err != nil {
+		t.Fatalf("testenv: connect to %s: %v", srv.ClientURL(), err)
+	}
+	t.Cleanup(nc.Close)
+	if js, err = jetstream.New(nc); err != nil {
+		t.Fatalf("testenv: jetstream: %v", err)
+	}
+	return srv, strings.TrimPrefix(srv.ClientURL(), "nats://"), dir, js
 }
 
 // Stream creates (or updates) the service's event stream as production does
