@@ -14,23 +14,23 @@
 //   - while NATS is away, writes still succeed; the backlog grows in the
 //     store and drains, in order, when NATS returns.
 //
-// Events are published strictly in outbox order, one acknowledged publish at
-// a time: event n+1 leaves only after event n is in the stream, so the stream
-// holds each service's events in commit order even across failures and even
-// when several relays share one outbox (they then only publish duplicates,
-// which the stream drops). A failing event stops its batch; it is retried
-// with capped exponential backoff and is never dropped, even when the failure
-// looks permanent (no stream takes its subject): the relay then logs loudly
-// and keeps trying, because dropping would break "no change without its
-// event".
+// Events reach the stream strictly in outbox order. A batch is pipelined:
+// up to Options.Batch publishes are in flight at once, and every one after
+// the first carries the JetStream header Nats-Expected-Last-Msg-Id naming its
+// predecessor. The stream refuses event n+1 unless event n is the last it
+// stored (a re-published copy of an event it already holds is acknowledged as
+// a duplicate first, so restarts and several relays sharing one outbox still
+// agree). So a failed event n can never be overtaken: n+1 and everything
+// after it fail too, only the acknowledged prefix is marked sent, and the
+// next attempt starts again at n. A failure is retried with capped
+// exponential backoff and is never dropped, even when it looks permanent (no
+// stream takes its subject): the relay then logs loudly and keeps trying,
+// because dropping would break "no change without its event".
 //
-// One publish is in flight at a time, so throughput is one acknowledgement
-// round trip per event: on the single node that is the stream's fsync (sync
-// always, see package natsx): 1,200-3,500 events/s per service on the
-// project's 2-core machine depending on its load, within 10-25 % of bare
-// acknowledged publishes, against 18,000-27,000 with the server's relaxed
-// sync (BenchmarkRelay). Pipelining publishes would lift that but would let
-// event n+1 reach the stream before a failed event n; order wins.
+// Throughput: pipelining hides the acknowledgement round trip, so the relay
+// is bound by the server's store (one fsync per message with sync always,
+// see package natsx) rather than by one round trip per event. Figures are in
+// docs/BENCHMARKS.md (BenchmarkRelay).
 //
 // What is not here: creating streams (events.EnsureStream, at start-up) and
 // consuming (package consumer).
@@ -42,6 +42,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -103,8 +104,11 @@ func (o Options) withDefaults() Options {
 // Relay publishes a store's outbox to JetStream. Run it once per store; Flush
 // and Notify may be called from any goroutine.
 type Relay struct {
-	st   store.Store
-	js   jetstream.JetStream
+	st store.Store
+	js jetstream.JetStream
+	// ajs publishes asynchronously over js's connection; its own context so
+	// an unanswered publish times out (AckTimeout) instead of waiting forever.
+	ajs jetstream.JetStream
 	log  *slog.Logger
 	opts Options
 
@@ -127,13 +131,24 @@ func New(st store.Store, js jetstream.JetStream, log *slog.Logger, opts Options)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Relay{
+	opts = opts.withDefaults()
+	r := &Relay{
 		st:   st,
 		js:   js,
+		ajs:  js,
 		log:  log.With("component", "outbox"),
-		opts: opts.withDefaults(),
+		opts: opts,
 		wake: make(chan struct{}, 1),
 	}
+	if nc := js.Conn(); nc != nil {
+		ajs, err := jetstream.New(nc,
+			jetstream.WithPublishAsyncTimeout(opts.AckTimeout),
+			jetstream.WithPublishAsyncMaxPending(2*opts.Batch))
+		if err == nil {
+			r.ajs = ajs
+		}
+	}
+	return r
 }
 
 // Notify wakes the relay now instead of at its next poll. It never blocks;
@@ -255,19 +270,10 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 
-	sent := make([]string, 0, len(pending))
-	var pubErr error
+	sent, failedAt, pubErr := r.publishPipelined(ctx, pending)
 	var failed *store.Pending
-	for i := range pending {
-		p := &pending[i]
-		if err := r.publish(ctx, p); err != nil {
-			pubErr, failed = err, p
-			break
-		}
-		sent = append(sent, p.Seq)
-		if r.opts.AfterPublish != nil {
-			r.opts.AfterPublish(*p)
-		}
+	if pubErr != nil {
+		failed = &pending[failedAt]
 	}
 
 	if len(sent) > 0 {
@@ -297,25 +303,84 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 	return len(sent), nil
 }
 
-// publish sends one event and waits for the stream's acknowledgement.
-func (r *Relay) publish(ctx context.Context, p *store.Pending) error {
-	if nc := r.js.Conn(); nc != nil && !nc.IsConnected() {
-		return fmt.Errorf("outbox: publish %s: %w (status %s)", p.ID, errDisconnected, nc.Status())
+// publishPipelined publishes pending in order with up to all of them in
+// flight, each after the first expecting its predecessor as the stream's
+// last message id, and waits for the acknowledgements in order. It returns
+// the seqs of the acknowledged prefix; on a failure, the index of the first
+// event not acknowledged and why.
+func (r *Relay) publishPipelined(ctx context.Context, pending []store.Pending) (sent []string, failedAt int, err error) {
+	futures := make([]jetstream.PubAckFuture, 0, len(pending))
+	var issueErr error
+	for i := range pending {
+		p := &pending[i]
+		if nc := r.js.Conn(); nc != nil && !nc.IsConnected() {
+			issueErr = fmt.Errorf("outbox: publish %s: %w (status %s)", p.ID, errDisconnected, nc.Status())
+			break
+		}
+		msg := &nats.Msg{Subject: p.Subject, Data: p.Data, Header: nats.Header{}}
+		// The message id is the event id: a re-publish of the same event
+		// inside the duplicate window is acknowledged but not stored twice.
+		// No retries inside the client: our own backoff handles "no
+		// responders".
+		opts := []jetstream.PublishOpt{jetstream.WithMsgID(p.ID), jetstream.WithRetryAttempts(0)}
+		if i > 0 && sameStream(pending[i-1].Subject, p.Subject) {
+			opts = append(opts, jetstream.WithExpectLastMsgID(pending[i-1].ID))
+		}
+		f, err := r.ajs.PublishMsgAsync(msg, opts...)
+		if err != nil {
+			issueErr = fmt.Errorf("outbox: publish %s to %s: %w", p.ID, p.Subject, err)
+			break
+		}
+		futures = append(futures, f)
 	}
-	pctx, cancel := context.WithTimeout(ctx, r.opts.AckTimeout)
-	defer cancel()
-	msg := &nats.Msg{Subject: p.Subject, Data: p.Data, Header: nats.Header{}}
-	// The message id is the event id: a re-publish of the same event inside
-	// the duplicate window is acknowledged but not stored twice. No retries
-	// inside the client: our own backoff handles "no responders".
-	ack, err := r.js.PublishMsg(pctx, msg, jetstream.WithMsgID(p.ID), jetstream.WithRetryAttempts(0))
-	if err != nil {
-		return fmt.Errorf("outbox: publish %s to %s: %w", p.ID, p.Subject, err)
+
+	sent = make([]string, 0, len(futures))
+	timeout := time.NewTimer(r.opts.AckTimeout)
+	defer timeout.Stop()
+	for i, f := range futures {
+		p := &pending[i]
+		select {
+		case ack := <-f.Ok():
+			if ack.Duplicate {
+				r.log.Debug("stream already held event", "event", p.ID, "subject", p.Subject, "stream", ack.Stream, "seq", ack.Sequence)
+			}
+		case err := <-f.Err():
+			return sent, i, fmt.Errorf("outbox: publish %s to %s: %w", p.ID, p.Subject, err)
+		case <-timeout.C:
+			return sent, i, fmt.Errorf("outbox: publish %s to %s: %w", p.ID, p.Subject, context.DeadlineExceeded)
+		case <-ctx.Done():
+			return sent, i, fmt.Errorf("outbox: publish %s to %s: %w", p.ID, p.Subject, ctx.Err())
+		}
+		sent = append(sent, p.Seq)
+		if r.opts.AfterPublish != nil {
+			r.opts.AfterPublish(*p)
+		}
 	}
-	if ack.Duplicate {
-		r.log.Debug("stream already held event", "event", p.ID, "subject", p.Subject, "stream", ack.Stream, "seq", ack.Sequence)
+	if issueErr != nil {
+		return sent, len(futures), issueErr
 	}
-	return nil
+	return sent, -1, nil
+}
+
+// sameStream reports whether two event subjects belong to one stream: one
+// stream per service takes carbondesk.<service>.> (events.StreamConfig), so
+// the first two subject tokens name it. An outbox holds one service's
+// events, so in practice this is always true; the check keeps a mixed
+// outbox from expecting a predecessor its stream never sees.
+func sameStream(a, b string) bool {
+	return streamPrefix(a) == streamPrefix(b)
+}
+
+func streamPrefix(subject string) string {
+	first := strings.IndexByte(subject, '.')
+	if first < 0 {
+		return subject
+	}
+	second := strings.IndexByte(subject[first+1:], '.')
+	if second < 0 {
+		return subject
+	}
+	return subject[:first+1+second]
 }
 
 // noteFailure logs a failure once when it starts, then again every
@@ -366,10 +431,21 @@ func hintFor(err error) string {
 		return "no JetStream stream takes this subject: create the service's stream (events.EnsureStream); the event is kept and retried"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "JetStream did not acknowledge in time (overloaded, electing a leader, or disk stalled)"
+	case isWrongLastMsgID(err):
+		return "the stream did not hold this event's predecessor last: an earlier event failed or another publisher wrote to the stream; the relay retries from the first unacknowledged event"
 	case errors.Is(err, store.ErrUnavailable):
 		return "the store is unreachable"
 	}
 	return ""
+}
+
+// jsWrongLastMsgID is JetStream's error code for a refused
+// Nats-Expected-Last-Msg-Id.
+const jsWrongLastMsgID = 10070
+
+func isWrongLastMsgID(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jsWrongLastMsgID
 }
 
 // Backlog describes the events waiting in an outbox.

@@ -357,3 +357,56 @@ func TestFlushGivesUpAtDeadlineAndKeepsEvents(t *testing.T) {
 		t.Errorf("%d events pending after a failed flush, want 1", n)
 	}
 }
+
+// TestFailedEventIsNeverOvertaken: publishes are pipelined, yet when event n
+// is refused, event n+1 (already in flight) must not land before it. The
+// stream refuses an oversized middle event; the event behind it, though
+// valid, is refused too (it expects its predecessor as the stream's last
+// message), and both go out in order once the stream accepts the first.
+func TestFailedEventIsNeverOvertaken(t *testing.T) {
+	t.Parallel()
+	const service = "overtake"
+	st := openBolt(t)
+	js := testenv.JetStream(t, testenv.NATS(t))
+	s := testenv.Stream(t, js, service)
+	ctx := context.Background()
+	cfg := s.CachedInfo().Config
+	cfg.MaxMsgSize = 2048
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+
+	first := commit(t, st, service, "e1", 1)
+	big, err := events.New(events.SubjectPrefix+service+".thing.changed", "e2", 1, events.System, time.Now(),
+		wrapperspb.String(strings.Repeat("大", 2048)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Apply(ctx, thingBatch("e2", 1, big)); err != nil {
+		t.Fatal(err)
+	}
+	third := commit(t, st, service, "e3", 1)
+
+	var logs testenv.LogBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	r := outbox.New(st, js, log, outbox.Options{MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+	runRelay(t, r)
+
+	testenv.Eventually(t, 5*time.Second, func() bool { return pendingCount(t, st) == 2 })
+	time.Sleep(300 * time.Millisecond) // many retries; none may let e3 through
+	if diff := cmp.Diff([]string{first.ID}, streamIDs(t, js, service)); diff != "" {
+		t.Fatalf("stream while e2 is refused (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(logs.String(), big.ID) {
+		t.Errorf("log does not name the refused event %s:\n%s", big.ID, logs.String())
+	}
+
+	cfg.MaxMsgSize = -1
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 5*time.Second, func() bool { return pendingCount(t, st) == 0 })
+	if diff := cmp.Diff([]string{first.ID, big.ID, third.ID}, streamIDs(t, js, service)); diff != "" {
+		t.Errorf("stream after the fix (-want +got):\n%s", diff)
+	}
+}

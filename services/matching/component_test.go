@@ -82,7 +82,7 @@ func TestComponent(t *testing.T) {
 		}
 	})
 	s := New(outbox.Notifying(st, relay), NewEngine(Config{}), WithLogger(log), WithConsumerConfig(fastConsumers),
-		WithPolicy(Policy{WatchBuffer: 32}))
+		WithPolicy(Policy{WatchBuffer: 32, WatchGrace: 300 * time.Millisecond}))
 	startRun(t, s, js)
 
 	srv := grpcx.New(log, grpcx.Options{Unary: []grpc.UnaryServerInterceptor{testUnary}, Stream: []grpc.StreamServerInterceptor{testStream}})
@@ -145,7 +145,22 @@ func TestComponent(t *testing.T) {
 	none := watch(staff, &matchingv1.WatchMatchesRequest{Sectors: []catalogv1.Sector{catalogv1.Sector_SECTOR_AVIATION}})
 	slowCtx, stopSlow := context.WithCancel(staff)
 	defer stopSlow()
-	slow := watch(slowCtx, &matchingv1.WatchMatchesRequest{})
+	// The slow watcher's connection takes no more than gRPC's fixed 64 KiB
+	// window (no dynamic window growth) while its reader sleeps, as a stuck
+	// console over a slow link would.
+	slowConn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = slowConn.Close() })
+	slow, err := matchingv1.NewMatchingServiceClient(slowConn).WatchMatches(slowCtx, &matchingv1.WatchMatchesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := slow.Header(); err != nil {
+		t.Fatal(err)
+	}
 
 	// Changes through other RPCs.
 	ms := d1.GetMatches()
@@ -226,8 +241,15 @@ func TestComponent(t *testing.T) {
 		t.Fatalf("the staff watcher that keeps up was cut off: %v", err)
 	}
 	var slowErr error
+	// It has read nothing for longer than the grace: cut off.
+	time.Sleep(3 * 300 * time.Millisecond)
+	slowGot := 0
 	for slowErr == nil {
 		_, slowErr = slow.Recv()
+		slowGot++
+	}
+	if slowGot > 100*5 {
+		t.Errorf("the slow watcher got %d changes before the cut, all of them", slowGot)
 	}
 	if status.Code(slowErr) != codes.ResourceExhausted {
 		t.Fatalf("slow watcher ended with %v, want ResourceExhausted", slowErr)

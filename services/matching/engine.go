@@ -89,6 +89,9 @@ type InstitutionView struct {
 	Active        bool
 	Zone          string  // registry zone name, e.g. "FINANCE_AXIS" ("ZONE_" prefix accepted)
 	ResponseScore float64 // 0..1, the institution's response record; 0.5 when unknown
+	// ResponseDetail words the record for the match's reasons, e.g.
+	// "answered 12 of 14 proposals before the deadline in the last 180 days".
+	ResponseDetail string
 }
 
 // DemandView is the part of a demand matching ranks on.
@@ -204,6 +207,7 @@ type instState struct {
 	active   bool
 	zone     uint8
 	response float64
+	detail   string // ResponseDetail
 }
 
 // entry is a product in one bucket: no pointers, so the GC never scans the
@@ -307,7 +311,25 @@ func (e *Engine) UpsertInstitution(in InstitutionView) {
 	if math.IsNaN(r) {
 		r = 0.5
 	}
-	e.insts[i] = instState{known: true, active: in.Active, zone: zoneCode(in.Zone), response: min(max(r, 0), 1)}
+	e.insts[i] = instState{known: true, active: in.Active, zone: zoneCode(in.Zone), response: min(max(r, 0), 1), detail: in.ResponseDetail}
+	e.updateMaxRespLocked()
+}
+
+// SetResponse changes an institution's response record alone; like a state
+// change, it touches no product entry.
+func (e *Engine) SetResponse(id string, score float64, detail string) {
+	if math.IsNaN(score) {
+		score = 0.5
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	i := e.instLocked(id)
+	e.insts[i].response = min(max(score, 0), 1)
+	e.insts[i].detail = detail
+	e.updateMaxRespLocked()
+}
+
+func (e *Engine) updateMaxRespLocked() {
 	e.maxResp = 0
 	for _, in := range e.insts {
 		if in.active {
@@ -1048,8 +1070,11 @@ func (e *Engine) parts(q *query, p *ProductView, en *entry, in instState) ([]Sco
 		fitDetail += fmt.Sprintf(", term %d in %d..%d months; mean of the two", q.d.TermMonths, p.TermMin, p.TermMax)
 	}
 	respDetail := fmt.Sprintf("institution %s response record", p.InstitutionID)
-	if !in.known {
+	switch {
+	case !in.known:
 		respDetail += " unknown (neutral)"
+	case in.detail != "":
+		respDetail += ": " + in.detail
 	}
 	cl := closeness(in.zone, q.zone)
 	var clDetail string

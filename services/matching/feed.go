@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -28,8 +29,11 @@ const (
 )
 
 // defaultResponseScore is an institution's response record until the desk
-// has one (the engine's scale is 0..1).
+// has one (the engine's scale is 0..1; see response.go).
 const defaultResponseScore = 0.5
+
+// answerSubjects are the MATCHING events the response records are read from.
+var answerSubjects = []string{SubjectMatchAccepted, SubjectMatchDeclined, SubjectMatchExpired}
 
 // directory is what matching knows of products and institutions beside the
 // engine: who owns a product (its institution's id and credit code), its
@@ -41,6 +45,7 @@ type directory struct {
 	products     map[string]productEntry
 	institutions map[string]institutionEntry
 	pricesV      int64
+	responses    *responseBook
 }
 
 type productEntry struct {
@@ -132,8 +137,22 @@ func (s *Server) applyInstitution(in *registryv1.Institution, version int64) boo
 	}
 	active := in.GetState() == registryv1.InstitutionState_INSTITUTION_STATE_ACTIVE
 	s.dir.institutions[in.GetId()] = institutionEntry{code: in.GetCreditCode(), zone: zone, active: active, version: version}
-	s.engine.UpsertInstitution(InstitutionView{ID: in.GetId(), Active: active, Zone: zone, ResponseScore: defaultResponseScore})
+	rec := s.dir.responses.record(in.GetId(), s.cfg.ResponseDeadline)
+	s.engine.UpsertInstitution(InstitutionView{ID: in.GetId(), Active: active, Zone: zone, ResponseScore: rec.score, ResponseDetail: rec.detail})
 	return true
+}
+
+// applyAnswer counts a match's answer or lapse in its institution's
+// response record.
+func (s *Server) applyAnswer(subject string, m *matchingv1.Match) {
+	s.dir.mu.Lock()
+	defer s.dir.mu.Unlock()
+	inst, changed := s.dir.responses.note(subject, m)
+	if !changed {
+		return
+	}
+	rec := s.dir.responses.record(inst, s.cfg.ResponseDeadline)
+	s.engine.SetResponse(inst, rec.score, rec.detail)
 }
 
 // applyPrices feeds reference prices to the engine.
@@ -169,6 +188,12 @@ func (s *Server) applyEvent(subject string, env *eventv1.Envelope) error {
 			return fmt.Errorf("matching: institution event %s: %w", env.GetId(), err)
 		}
 		s.applyInstitution(in, env.GetEntityVersion())
+	case slices.Contains(answerSubjects, subject):
+		m := &matchingv1.Match{}
+		if err := env.GetPayload().UnmarshalTo(m); err != nil {
+			return fmt.Errorf("matching: match event %s: %w", env.GetId(), err)
+		}
+		s.applyAnswer(subject, m)
 	}
 	return nil
 }
@@ -203,8 +228,10 @@ func (s *Server) WaitCaughtUp(ctx context.Context) error {
 //
 //   - the index feed: ordered (ephemeral) consumers replay the CATALOG and
 //     REGISTRY streams from their first message into the engine on every
-//     start, then follow them; once both reached the last message they held
-//     at start, CaughtUp turns true and PostDemand serves;
+//     start, and the answers of the MATCHING stream of the last
+//     Policy.ResponseWindow into the response records (response.go), then
+//     follow them; once all three reached the last message they held at
+//     start, CaughtUp turns true and PostDemand serves;
 //   - then the reactions, on durable consumers (idempotent, internal/
 //     consumer): a product published or updated is matched against OPEN
 //     demands; a product paused or retired, an institution suspended or
@@ -218,11 +245,12 @@ func (s *Server) Run(ctx context.Context, js jetstream.JetStream) error {
 	s.running.Store(true)
 
 	g, ctx := errgroup.WithContext(ctx)
-	catalogUp, registryUp := make(chan struct{}), make(chan struct{})
-	g.Go(func() error { return s.follow(ctx, js, events.StreamName(catalog.Name), catalogUp) })
-	g.Go(func() error { return s.follow(ctx, js, events.StreamName(registry.Name), registryUp) })
+	catalogUp, registryUp, answersUp := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	g.Go(func() error { return s.follow(ctx, js, events.StreamName(catalog.Name), nil, catalogUp) })
+	g.Go(func() error { return s.follow(ctx, js, events.StreamName(registry.Name), nil, registryUp) })
+	g.Go(func() error { return s.follow(ctx, js, events.StreamName(Name), answerSubjects, answersUp) })
 	g.Go(func() error {
-		for _, ch := range []chan struct{}{catalogUp, registryUp} {
+		for _, ch := range []chan struct{}{catalogUp, registryUp, answersUp} {
 			select {
 			case <-ch:
 			case <-ctx.Done():
@@ -259,13 +287,13 @@ func (s *Server) Run(ctx context.Context, js jetstream.JetStream) error {
 // closing up once it reached the last message the stream held when follow
 // began. A stream that does not exist yet has nothing to replay: up closes
 // and follow waits for it.
-func (s *Server) follow(ctx context.Context, js jetstream.JetStream, stream string, up chan struct{}) error {
+func (s *Server) follow(ctx context.Context, js jetstream.JetStream, stream string, subjects []string, up chan struct{}) error {
 	var once sync.Once
 	done := func() { once.Do(func() { close(up) }) }
 	log := s.log.With("component", "index-feed", "stream", stream)
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		err := s.replay(ctx, js, stream, done)
+		err := s.replay(ctx, js, stream, subjects, done)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -284,8 +312,9 @@ func (s *Server) follow(ctx context.Context, js jetstream.JetStream, stream stri
 	return nil
 }
 
-// replay runs one ordered consumer from the stream's start.
-func (s *Server) replay(ctx context.Context, js jetstream.JetStream, stream string, done func()) error {
+// replay runs one ordered consumer from the stream's start, or, given
+// subjects, over those subjects from the start of the response window.
+func (s *Server) replay(ctx context.Context, js jetstream.JetStream, stream string, subjects []string, done func()) error {
 	st, err := js.Stream(ctx, stream)
 	if err != nil {
 		return err
@@ -298,7 +327,12 @@ func (s *Server) replay(ctx context.Context, js jetstream.JetStream, stream stri
 	if info.State.Msgs == 0 {
 		done()
 	}
-	oc, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	if len(subjects) > 0 {
+		from := time.Now().Add(-s.cfg.ResponseWindow) // stream time is wall time, not the injected clock
+		cfg = jetstream.OrderedConsumerConfig{FilterSubjects: subjects, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &from}
+	}
+	oc, err := st.OrderedConsumer(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -307,6 +341,11 @@ func (s *Server) replay(ctx context.Context, js jetstream.JetStream, stream stri
 		return err
 	}
 	defer it.Stop()
+	// With a filter or a start time, the stream's last message may be none
+	// of ours: caught up is also when nothing of ours was pending at start.
+	if ci := oc.CachedInfo(); ci != nil && ci.NumPending == 0 {
+		done()
+	}
 	go func() {
 		<-ctx.Done()
 		it.Stop()

@@ -3,6 +3,7 @@ package matching
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,6 +96,13 @@ func TestRebuildFromStreams(t *testing.T) {
 	t.Parallel()
 	js := testenv.JetStream(t, testenv.NATS(t))
 	prods := catalogHistory(t, js, 30)
+	// Matching's own history: the institution of prods[1] let three
+	// proposals lapse. Each start reads it back into the response record.
+	testenv.Stream(t, js, Name)
+	for range 3 {
+		m := answeredMatch(prods[1].GetInstitutionId(), 73*time.Hour, true)
+		publish(t, js, SubjectMatchExpired, m.GetId(), 2, m)
+	}
 	code := testCode(t)
 	// Each start has its own store and engine; the first stops before the
 	// second starts (they would share the durable consumers).
@@ -109,6 +117,15 @@ func TestRebuildFromStreams(t *testing.T) {
 		resp, err := s.PostDemand(as(t, auth.Enterprise, code), &matchingv1.PostDemandRequest{Demand: demand(code)})
 		if err != nil {
 			t.Fatal(err)
+		}
+		x, err := s.ExplainMatch(staffCtx(t), &matchingv1.ExplainMatchRequest{DemandId: resp.GetDemand().GetId(), ProductId: prods[1].GetId()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range x.GetScoreParts() {
+			if p.GetName() == "response" && (p.GetValue() >= 0.5 || !strings.Contains(p.GetDetail(), "answered 0 of 3")) {
+				t.Errorf("after a start, response part of the lapsing institution = %v; want its 3 lapses", p)
+			}
 		}
 		return s, resp.GetMatches(), stop
 	}

@@ -90,6 +90,7 @@ func New(st store.Store, engine *Engine, opts ...Option) *Server {
 	if s.engine == nil {
 		s.engine = NewEngine(Config{TopK: s.cfg.TopK})
 	}
+	s.dir.responses = newResponseBook(s.cfg.ResponseWindow)
 	return s
 }
 

@@ -88,6 +88,13 @@ type Policy struct {
 	// WatchBuffer: how many changes one WatchMatches stream may fall behind
 	// before it is cut off. Default 256.
 	WatchBuffer int
+	// WatchGrace: how long a watcher may leave its buffer full, or stay
+	// more than WatchBuffer changes behind without catching up, before it
+	// is cut off. Default 5 s.
+	WatchGrace time.Duration
+	// ResponseWindow: how far back an institution's response record (the
+	// score's "response" part, see response.go) looks. Default 180 days.
+	ResponseWindow time.Duration
 }
 
 // DefaultPolicy is the policy when none is given.
@@ -99,6 +106,8 @@ func DefaultPolicy() Policy {
 		TopK:             5,
 		SweepEvery:       time.Minute,
 		WatchBuffer:      256,
+		WatchGrace:       5 * time.Second,
+		ResponseWindow:   180 * 24 * time.Hour,
 	}
 }
 
@@ -121,6 +130,12 @@ func (c Policy) withDefaults() Policy {
 	}
 	if c.WatchBuffer <= 0 {
 		c.WatchBuffer = d.WatchBuffer
+	}
+	if c.WatchGrace <= 0 {
+		c.WatchGrace = d.WatchGrace
+	}
+	if c.ResponseWindow <= 0 {
+		c.ResponseWindow = d.ResponseWindow
 	}
 	return c
 }

@@ -2,8 +2,8 @@ package matching
 
 import (
 	"context"
+	"fmt"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,10 +27,10 @@ const maxWatchFilters = 20
 // reads through its own ordered (ephemeral) JetStream consumer, from now or
 // from start_time, so watchers never wait on each other. Changes pass the
 // request's filters and the caller's access (an institution sees its own
-// matches, an enterprise its demands', staff all) into a bounded buffer;
-// when a watcher's buffer is full it is cut off with RESOURCE_EXHAUSTED
-// instead of holding anything up, and may reconnect from the last
-// event_time it received.
+// matches, an enterprise its demands', staff all) into a bounded buffer.
+// A watcher that stops keeping up (see Policy.WatchBuffer and WatchGrace)
+// is cut off with RESOURCE_EXHAUSTED instead of holding anything up, and
+// may reconnect from the last event_time it received.
 func (s *Server) WatchMatches(req *matchingv1.WatchMatchesRequest, stream grpc.ServerStreamingServer[matchingv1.WatchMatchesResponse]) error {
 	ctx := stream.Context()
 	var v errs.Violations
@@ -90,33 +90,78 @@ func (s *Server) WatchMatches(req *matchingv1.WatchMatchesRequest, stream grpc.S
 		return errs.Unavailable("the live feed cannot start a consumer; retry shortly")
 	}
 
-	buf := make(chan *matchingv1.WatchMatchesResponse, s.cfg.WatchBuffer)
-	var overflow atomic.Bool
-	cut := make(chan struct{})
-	cc, err := oc.Consume(func(msg jetstream.Msg) {
-		if overflow.Load() {
-			return
-		}
-		env, err := events.Decode(msg.Data())
-		if err != nil {
-			return
-		}
-		m := &matchingv1.Match{}
-		if err := env.GetPayload().UnmarshalTo(m); err != nil || !keep(m) {
-			return
-		}
-		select {
-		case buf <- &matchingv1.WatchMatchesResponse{EventId: env.GetId(), EventType: env.GetType(), EventTime: env.GetTime(), Match: m}:
-		default:
-			if overflow.CompareAndSwap(false, true) {
-				close(cut)
-			}
-		}
-	})
+	it, err := oc.Messages(jetstream.PullMaxMessages(min(max(s.cfg.WatchBuffer, 16), 512)))
 	if err != nil {
 		return errs.Unavailable("the live feed cannot start a consumer; retry shortly")
 	}
-	defer cc.Stop()
+	defer it.Stop()
+	go func() {
+		<-cctx.Done()
+		it.Stop()
+	}()
+
+	// A reader pulls from the stream into a bounded buffer; this goroutine
+	// sends from it. A burst (a confirm closing several matches, a relay
+	// catching up) only fills the buffer for a moment. A watcher is cut off
+	// when it stops keeping up: its buffer stays full for WatchGrace (it
+	// does not read), or it stays more than WatchBuffer changes behind the
+	// stream without catching up for WatchGrace (it reads slower than the
+	// desk changes). Its consumer is pull-based, so until then it holds up
+	// nobody: the stream keeps what it has not read.
+	buf := make(chan *matchingv1.WatchMatchesResponse, s.cfg.WatchBuffer)
+	cut := make(chan string, 1)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(buf)
+		var behindSince time.Time
+		var behindAt uint64
+		for {
+			msg, err := it.Next()
+			if err != nil {
+				if cctx.Err() == nil {
+					readErr <- err
+				}
+				return
+			}
+			if meta, err := msg.Metadata(); err == nil {
+				lag, now := meta.NumPending+uint64(len(buf)), time.Now()
+				switch {
+				case lag <= uint64(s.cfg.WatchBuffer):
+					behindSince = time.Time{}
+				case behindSince.IsZero() || lag < behindAt:
+					behindSince, behindAt = now, lag // fell behind, or is catching up
+				case now.Sub(behindSince) > s.cfg.WatchGrace:
+					cut <- fmt.Sprintf("this watcher stayed more than %d changes behind for %s", s.cfg.WatchBuffer, s.cfg.WatchGrace)
+					return
+				}
+			}
+			env, err := events.Decode(msg.Data())
+			if err != nil {
+				continue
+			}
+			m := &matchingv1.Match{}
+			if err := env.GetPayload().UnmarshalTo(m); err != nil || !keep(m) {
+				continue
+			}
+			r := &matchingv1.WatchMatchesResponse{EventId: env.GetId(), EventType: env.GetType(), EventTime: env.GetTime(), Match: m}
+			select {
+			case buf <- r:
+				continue
+			default:
+			}
+			t := time.NewTimer(s.cfg.WatchGrace)
+			select {
+			case buf <- r:
+				t.Stop()
+			case <-t.C:
+				cut <- fmt.Sprintf("this watcher did not read its last %d changes for %s", s.cfg.WatchBuffer, s.cfg.WatchGrace)
+				return
+			case <-cctx.Done():
+				t.Stop()
+				return
+			}
+		}
+	}()
 	// The headers tell the client the watch is in place: a change committed
 	// after it arrived is delivered.
 	if err := stream.SendHeader(metadata.Pairs(WatchReadyHeader, "1")); err != nil {
@@ -127,7 +172,10 @@ func (s *Server) WatchMatches(req *matchingv1.WatchMatchesRequest, stream grpc.S
 		// Drain what is buffered before acting on a cut, so the watcher gets
 		// everything up to where it fell behind.
 		select {
-		case r := <-buf:
+		case r, ok := <-buf:
+			if !ok {
+				return s.watchEnded(ctx, cut, readErr)
+			}
 			if err := stream.Send(r); err != nil {
 				return err
 			}
@@ -137,13 +185,28 @@ func (s *Server) WatchMatches(req *matchingv1.WatchMatchesRequest, stream grpc.S
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-cut:
-			s.log.WarnContext(ctx, "matching: slow watcher cut off", "buffer", s.cfg.WatchBuffer)
-			return errs.ResourceExhausted("this watcher fell more than %d changes behind and was cut off so it would not slow the desk down; reconnect with start_time set to the event_time of the last change you received", s.cfg.WatchBuffer)
-		case r := <-buf:
+		case r, ok := <-buf:
+			if !ok {
+				return s.watchEnded(ctx, cut, readErr)
+			}
 			if err := stream.Send(r); err != nil {
 				return err
 			}
 		}
+	}
+}
+
+// watchEnded is WatchMatches' answer once its reader stopped: cut off, the
+// stream lost, or the call over.
+func (s *Server) watchEnded(ctx context.Context, cut <-chan string, readErr <-chan error) error {
+	select {
+	case why := <-cut:
+		s.log.WarnContext(ctx, "matching: slow watcher cut off", "why", why)
+		return errs.ResourceExhausted("%s and was cut off so it would not slow the desk down; reconnect with start_time set to the event_time of the last change you received", why)
+	case err := <-readErr:
+		s.log.WarnContext(ctx, "matching: live feed interrupted", "error", err)
+		return errs.Unavailable("the live feed was interrupted; reconnect with start_time set to the event_time of the last change you received")
+	default:
+		return nil
 	}
 }
