@@ -108,7 +108,7 @@ type Relay struct {
 	js jetstream.JetStream
 	// ajs publishes asynchronously over js's connection; its own context so
 	// an unanswered publish times out (AckTimeout) instead of waiting forever.
-	ajs jetstream.JetStream
+	ajs  jetstream.JetStream
 	log  *slog.Logger
 	opts Options
 
