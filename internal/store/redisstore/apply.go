@@ -40,9 +40,17 @@ local function decode(s)
   return terms
 end
 
+-- checked remembers keys already found usable: a batch touches the same
+-- index keys many times (five matches of one demand share four terms).
+local checked = {}
 local function usable(key, want)
+  if checked[key] then return true end
   local t = redis.call('TYPE', key)['ok']
-  return t == 'none' or t == want
+  if t == 'none' or t == want then
+    checked[key] = true
+    return true
+  end
+  return false
 end
 
 local ixp, nput, nev = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])

@@ -49,6 +49,40 @@ func Bench(b *testing.B, open func(tb testing.TB) store.Store) {
 		})
 	})
 
+	// A batch shaped like PostDemand's: the demand, five matches and their
+	// five pair claims (11 puts, 6 of them with 3-6 index terms), and six
+	// events carrying the matches with their reasons (~1.5 KB each).
+	big := make([]byte, 1500)
+	for i := range big {
+		big[i] = byte(i)
+	}
+	demandBatch := func(n int) store.Batch {
+		d := fmt.Sprintf("d-%09d", n)
+		bt := store.Batch{
+			Puts: []store.Put{{Kind: kind, ID: d, Expect: store.MustNotExist, Data: data,
+				Index: []string{"state=OPEN", "ent=91420106MA4K0000X1"}}},
+			Events: []store.Event{{ID: "ev-" + d, Subject: "carbondesk.test.demand.posted", Data: data}},
+		}
+		for j := range 5 {
+			m := fmt.Sprintf("%s-m%d", d, j)
+			bt.Puts = append(bt.Puts,
+				store.Put{Kind: kind, ID: m, Expect: store.MustNotExist, Data: big,
+					Index: []string{"demand=" + d, fmt.Sprintf("inst=i%d", j), fmt.Sprintf("icode=c%d", j), fmt.Sprintf("prod=p%d-%d", n%100, j), "ent=91420106MA4K0000X1", "state=PROPOSED"}},
+				store.Put{Kind: kind + "pair", ID: m, Expect: store.MustNotExist, Data: []byte(m)})
+			bt.Events = append(bt.Events, store.Event{ID: "ev-" + m, Subject: "carbondesk.test.match.proposed", Data: big})
+		}
+		return bt
+	}
+	b.Run("ApplyDemandShaped", func(b *testing.B) {
+		s := open(b)
+		ctx := context.Background()
+		for i := 0; b.Loop(); i++ {
+			if _, err := s.Apply(ctx, demandBatch(i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+
 	const seeded = 1000
 	seed := func(b *testing.B) store.Store {
 		s := open(b)
