@@ -87,7 +87,7 @@ func BenchmarkRelay(b *testing.B) {
 			b.ResetTimer()
 			start := time.Now()
 			for _, ev := range evs {
-				if _, err := js.PublishMsgAsync(&nats.Msg{Subject: ev.Subject, Data: ev.Data}, jetstream.WithMsgID(ev.ID)); err != nil {
+				if _, err := js.PublishMsgAsync(&nats.Msg{Subject: ev.Subject, Data: ev.Data}, jetstream.WithMsgID(ev.ID), jetstream.WithStallWait(time.Minute)); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -85,8 +85,9 @@ type Policy struct {
 	TopK int
 	// SweepEvery: how often Run sweeps for deadlines. Default 1 min.
 	SweepEvery time.Duration
-	// WatchBuffer: how many changes one WatchMatches stream may fall behind
-	// before it is cut off. Default 256.
+	// WatchBuffer: how many changes one WatchMatches stream holds ready to
+	// send, and how far behind the stream it may stay (see WatchGrace).
+	// Default 256.
 	WatchBuffer int
 	// WatchGrace: how long a watcher may leave its buffer full, or stay
 	// more than WatchBuffer changes behind without catching up, before it
