@@ -7,5 +7,5 @@ import "embed"
 
 // FS holds every seed file, by path relative to seeds/.
 //
-//go:embed registry catalog matching
+//go:embed registry catalog matching talent
 var FS embed.FS

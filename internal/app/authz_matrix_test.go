@@ -64,6 +64,7 @@ func fixtures() map[string]fixture {
 	}
 	all := catalogFixtures()
 	maps.Copy(all, matchingFixtures())
+	maps.Copy(all, talentFixtures())
 	maps.Copy(all, map[string]fixture{
 		registryv1.RegistryService_RegisterInstitution_FullMethodName: {
 			request: func(t *testing.T, a *testApp, org string) call {

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
+	talentv1 "github.com/carbondesk/carbondesk/gen/carbondesk/talent/v1"
 	"github.com/carbondesk/carbondesk/internal/app"
 	"github.com/carbondesk/carbondesk/internal/auth"
 	"github.com/carbondesk/carbondesk/internal/testenv"
@@ -313,6 +314,86 @@ func TestAPI3BrokenObjectPropertyLevelAuthorization(t *testing.T) {
 		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"kind"}},
 	}); err != nil {
 		t.Errorf("staff changes kind: %v", err)
+	}
+}
+
+// TestAPI3AttendeeContactsMasked: an attendee's phone and e-mail reach the
+// event's host and staff in full, and every other caller masked in every
+// answer that carries a registration, the organisation that filed it
+// included; an organisation that neither hosts nor filed it cannot read,
+// list, cancel or check in the registration, whatever it guesses (BOLA).
+func TestAPI3AttendeeContactsMasked(t *testing.T) {
+	t.Parallel()
+	a := startApp(t, nil, nil)
+	hostOrg, entOrg, strangerOrg := newOrg(t), newOrg(t), newOrg(t)
+	ev := a.eventOf(t, hostOrg, true, true)
+	ent, host := a.as(t, auth.Enterprise, entOrg), a.as(t, auth.Institution, hostOrg)
+	person := &talentv1.Attendee{Name: "周雨桐", Organization: "武昌示范钢铁有限公司", Phone: "+86 139-0271-0042", Email: "zhou.yutong@wcsteel.example"}
+	full := func(r *talentv1.Registration) bool {
+		return r.GetAttendee().GetPhone() == person.GetPhone() && r.GetAttendee().GetEmail() == person.GetEmail() && !r.GetContactMasked()
+	}
+	masked := func(what string, r *talentv1.Registration) {
+		t.Helper()
+		p, e := r.GetAttendee().GetPhone(), r.GetAttendee().GetEmail()
+		if !r.GetContactMasked() || strings.Contains(strings.NewReplacer(" ", "", "-", "", "+", "").Replace(p), "13902710042") ||
+			strings.Contains(e, "zhou.yutong") || strings.Count(p, "*") < 4 {
+			t.Errorf("%s shows %q %q (masked %v) to a caller who is not the host", what, p, e, r.GetContactMasked())
+		}
+	}
+
+	reg, err := a.talent().RegisterForEvent(ent, &talentv1.RegisterForEventRequest{EventId: ev.GetId(), Attendee: person})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := reg.GetRegistration().GetId()
+	masked("RegisterForEvent", reg.GetRegistration())
+	got, err := a.talent().GetRegistration(ent, &talentv1.GetRegistrationRequest{Id: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	masked("GetRegistration", got.GetRegistration())
+	for _, req := range []*talentv1.ListRegistrationsRequest{{EventId: ev.GetId()}, {}} {
+		list, err := a.talent().ListRegistrations(ent, req)
+		if err != nil || len(list.GetRegistrations()) != 1 {
+			t.Fatalf("the registrant lists %d registrations (%v); want its own", len(list.GetRegistrations()), err)
+		}
+		masked("ListRegistrations", list.GetRegistrations()[0])
+	}
+	for who, ctx := range map[string]context.Context{"the host": host, "staff": a.staff(t)} {
+		got, err := a.talent().GetRegistration(ctx, &talentv1.GetRegistrationRequest{Id: id})
+		if err != nil || !full(got.GetRegistration()) {
+			t.Errorf("%s reads %v (%v); want the contact in full", who, got.GetRegistration().GetAttendee(), err)
+		}
+	}
+
+	// Strangers: the same answer as for a registration that does not exist.
+	missing := ev.GetId() + "-999999"
+	for who, ctx := range map[string]context.Context{
+		"an institution": a.as(t, auth.Institution, strangerOrg),
+		"an enterprise":  a.as(t, auth.Enterprise, strangerOrg),
+	} {
+		_, err := a.talent().GetRegistration(ctx, &talentv1.GetRegistrationRequest{Id: id})
+		_, errMissing := a.talent().GetRegistration(ctx, &talentv1.GetRegistrationRequest{Id: missing})
+		wantCode(t, who+" reads the registration", err, codes.NotFound)
+		if got, want := status.Convert(err).Message(), strings.ReplaceAll(status.Convert(errMissing).Message(), missing, id); got != want {
+			t.Errorf("%s: the registration answers %q, a missing one %q", who, got, want)
+		}
+		list, err := a.talent().ListRegistrations(ctx, &talentv1.ListRegistrationsRequest{EventId: ev.GetId(), PageSize: 200})
+		if err != nil || len(list.GetRegistrations()) != 0 {
+			t.Errorf("%s lists %d registrations of the event (%v)", who, len(list.GetRegistrations()), err)
+		}
+		for _, version := range []int64{0, 1, 2} {
+			_, err = a.talent().CancelRegistration(ctx, &talentv1.CancelRegistrationRequest{Id: id, Version: version})
+			wantCode(t, fmt.Sprintf("%s cancels at version %d", who, version), err, codes.NotFound)
+		}
+	}
+	_, err = a.talent().CheckIn(a.as(t, auth.Institution, strangerOrg), &talentv1.CheckInRequest{Id: id})
+	wantCode(t, "another institution checks in", err, codes.NotFound)
+	_, err = a.talent().CheckIn(a.as(t, auth.Institution, entOrg), &talentv1.CheckInRequest{Id: id})
+	wantCode(t, "the registrant's organisation checks in", err, codes.PermissionDenied)
+	if got, err := a.talent().GetRegistration(a.staff(t), &talentv1.GetRegistrationRequest{Id: id}); err != nil ||
+		got.GetRegistration().GetState() != talentv1.RegistrationState_REGISTRATION_STATE_CONFIRMED || got.GetRegistration().GetVersion() != 1 {
+		t.Errorf("after the refused calls the registration is %v (%v); want it unchanged", got.GetRegistration(), err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	catalogv1 "github.com/carbondesk/carbondesk/gen/carbondesk/catalog/v1"
 	matchingv1 "github.com/carbondesk/carbondesk/gen/carbondesk/matching/v1"
 	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
+	talentv1 "github.com/carbondesk/carbondesk/gen/carbondesk/talent/v1"
 )
 
 // Ownership says how a handler narrows an RPC to what the caller may touch,
@@ -146,5 +147,50 @@ func Table() map[string]Rule {
 			Note: "the live feed shows an institution its own matches, an enterprise its demands' matches, staff all"},
 		matchingv1.MatchingService_GetMatchStats_FullMethodName: {Roles: staffOnly,
 			Note: "district figures are for staff"},
+
+		// Talent base. An event belongs to its host (an ACTIVE institution,
+		// or the district: staff's alone); a registration to the event's
+		// host and to the organisation that filed it; a talent profile to
+		// its organisation.
+		talentv1.TalentService_CreateEvent_FullMethodName: {Roles: staffAndInsts, Ownership: CreateOwn, Write: true,
+			Note: "an ACTIVE institution hosts its own events (the institution whose credit code is its organisation); staff create district events or host for any ACTIVE institution"},
+		talentv1.TalentService_GetEvent_FullMethodName: {Roles: all, Ownership: VisibleObject,
+			Note: "a published event is public; a draft is seen by its host and staff"},
+		talentv1.TalentService_ListEvents_FullMethodName: {Roles: all, Ownership: FilteredList,
+			Note: "non-staff see published events plus the drafts they host"},
+		talentv1.TalentService_UpdateEvent_FullMethodName: {Roles: staffAndInsts, Ownership: OwnObject, Write: true,
+			Note: "the host edits its own events' details, never host or state; district events are staff's"},
+		talentv1.TalentService_PublishEvent_FullMethodName: {Roles: staffAndInsts, Ownership: OwnObject, Write: true,
+			Note: "the host publishes its own events, and only while ACTIVE"},
+		talentv1.TalentService_CloseEvent_FullMethodName: {Roles: staffAndInsts, Ownership: OwnObject, Write: true,
+			Note: "the host closes registration of its own events"},
+		talentv1.TalentService_CompleteEvent_FullMethodName: {Roles: staffAndInsts, Ownership: OwnObject, Write: true,
+			Note: "the host marks its own events as held"},
+		talentv1.TalentService_CancelEvent_FullMethodName: {Roles: staffAndInsts, Ownership: OwnObject, Write: true,
+			Note: "the host cancels its own events (every registrant gets a cancellation event); staff any"},
+		talentv1.TalentService_GetEventStats_FullMethodName: {Roles: staffAndInsts, Ownership: OwnObject,
+			Note: "the host reads its own events' figures (without event_id: the totals of what it hosts); staff any, and the district's totals"},
+		talentv1.TalentService_RegisterForEvent_FullMethodName: {Roles: all, Ownership: NoObject, Write: true,
+			Note: "anyone registers people for a published event; the registration belongs to the caller's organisation; a draft answers NotFound but to its host"},
+		talentv1.TalentService_GetRegistration_FullMethodName: {Roles: all, Ownership: VisibleObject,
+			Note: "seen by the event's host, the organisation that filed it, and staff; phone and e-mail masked but to the host and staff"},
+		talentv1.TalentService_ListRegistrations_FullMethodName: {Roles: all, Ownership: FilteredList,
+			Note: "the host lists its events' registrations, anyone else what its organisation filed; phone and e-mail masked but to the host and staff"},
+		talentv1.TalentService_CancelRegistration_FullMethodName: {Roles: all, Ownership: OwnObject, Write: true,
+			Note: "the organisation that filed a registration, the event's host or staff cancel it"},
+		talentv1.TalentService_CheckIn_FullMethodName: {Roles: staffAndInsts, Ownership: OwnObject, Write: true,
+			Note: "the event's host or staff check people in; the organisation that filed the registration may not (PermissionDenied)"},
+		talentv1.TalentService_CorrectAttendance_FullMethodName: {Roles: staffAndInsts, Ownership: OwnObject, Write: true,
+			Note: "the event's host or staff correct attendance, with a reason; the hours ledger follows"},
+		talentv1.TalentService_CreateTalent_FullMethodName: {Roles: all, Ownership: CreateOwn, Write: true,
+			Note: "an organisation adds profiles of its own people (organization_credit_code = its organisation); staff for any, or none"},
+		talentv1.TalentService_GetTalent_FullMethodName: {Roles: all, Ownership: OwnObject,
+			Note: "a profile is personal information: seen by its organisation and staff only"},
+		talentv1.TalentService_ListTalents_FullMethodName: {Roles: all, Ownership: FilteredList,
+			Note: "non-staff list their own organisation's profiles only"},
+		talentv1.TalentService_UpdateTalent_FullMethodName: {Roles: all, Ownership: OwnObject, Write: true,
+			Note: "an organisation edits its own people's profiles; only staff move one to another organisation; hours never"},
+		talentv1.TalentService_GetHoursLedger_FullMethodName: {Roles: all, Ownership: OwnObject,
+			Note: "a profile's hours are seen by its organisation and staff only"},
 	}
 }
