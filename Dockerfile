@@ -10,5 +10,5 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/carbondesk ./cmd/c
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/carbondesk /usr/local/bin/carbondesk
 USER nonroot:nonroot
-EXPOSE 7070
+EXPOSE 7070 8080
 ENTRYPOINT ["/usr/local/bin/carbondesk"]

@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
+	talentv1 "github.com/carbondesk/carbondesk/gen/carbondesk/talent/v1"
 	"github.com/carbondesk/carbondesk/internal/events"
 	"github.com/carbondesk/carbondesk/internal/natsx"
 	"github.com/carbondesk/carbondesk/internal/testenv"
@@ -68,6 +71,7 @@ func buildBinary(t *testing.T) string {
 type proc struct {
 	cmd      *exec.Cmd
 	grpcAddr string
+	httpBase string // http://host:port of the gateway and console
 	natsURL  string
 	took     time.Duration
 	done     chan struct{} // closed when the process has exited
@@ -76,6 +80,7 @@ type proc struct {
 
 var (
 	grpcLine  = regexp.MustCompile(`^\s+gRPC\s+(\S+)`)
+	httpLine  = regexp.MustCompile(`^\s+console\s+(http://[^/\s]+)/`)
 	natsLine  = regexp.MustCompile(`^\s+NATS\s+embedded, (nats://\S+)`)
 	readyLine = regexp.MustCompile(`^CarbonDesk ready in (\S+)`)
 )
@@ -84,7 +89,7 @@ var (
 // loopback port (or with extra flags), and waits for its ready lines.
 func start(t *testing.T, bin, dataDir string, extra ...string) *proc {
 	t.Helper()
-	args := []string{"--data", dataDir, "--grpc", "127.0.0.1:0", "--log-level", "warn"}
+	args := []string{"--data", dataDir, "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--log-level", "warn"}
 	if len(extra) == 0 {
 		extra = []string{"--nats-listen", "127.0.0.1:0"}
 	}
@@ -117,7 +122,7 @@ func start(t *testing.T, bin, dataDir string, extra ...string) *proc {
 	})
 	timeout := time.After(30 * time.Second)
 	external := slices.Contains(extra, "--nats")
-	for p.grpcAddr == "" || (p.natsURL == "" && !external) {
+	for p.grpcAddr == "" || p.httpBase == "" || (p.natsURL == "" && !external) {
 		select {
 		case l, ok := <-lines:
 			if !ok {
@@ -128,6 +133,9 @@ func start(t *testing.T, bin, dataDir string, extra ...string) *proc {
 			}
 			if m := grpcLine.FindStringSubmatch(l); m != nil {
 				p.grpcAddr = m[1]
+			}
+			if m := httpLine.FindStringSubmatch(l); m != nil {
+				p.httpBase = m[1]
 			}
 			if m := natsLine.FindStringSubmatch(l); m != nil {
 				p.natsURL = m[1]
@@ -151,6 +159,26 @@ func token(t *testing.T, bin, dataDir string, args ...string) string {
 		t.Fatalf("carbondesk token %v: %v", args, err)
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// restGet reads url with the bearer token and returns the 200 answer's body.
+func restGet(t *testing.T, url, tok string) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: HTTP %d: %s", url, resp.StatusCode, body)
+	}
+	return string(body)
 }
 
 // authed returns ctx carrying the bearer token.
@@ -206,6 +234,21 @@ func streamEvents(t *testing.T, url string) map[string]int {
 	return counts
 }
 
+// talentCounts is how many events and talent profiles staff find.
+func talentCounts(ctx context.Context, t *testing.T, cc *grpc.ClientConn) [2]int {
+	t.Helper()
+	c := talentv1.NewTalentServiceClient(cc)
+	evs, err := c.ListEvents(ctx, &talentv1.ListEventsRequest{PageSize: 200})
+	if err != nil {
+		t.Fatalf("ListEvents: %v", err)
+	}
+	ps, err := c.ListTalents(ctx, &talentv1.ListTalentsRequest{PageSize: 200})
+	if err != nil {
+		t.Fatalf("ListTalents: %v", err)
+	}
+	return [2]int{len(evs.GetEvents()), len(ps.GetTalents())}
+}
+
 // TestBinaryEndToEnd builds and runs carbondesk as a user would, calls it
 // over gRPC, kills it with SIGKILL, starts it again on the same data folder
 // and finds the data and exactly one event per change; then stops it with
@@ -222,7 +265,8 @@ func TestBinaryEndToEnd(t *testing.T) {
 	if _, err := reg.GetRegistryStats(ctx, &registryv1.GetRegistryStatsRequest{}); status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("a call without a token: %v, want Unauthenticated", err)
 	}
-	ctx = authed(ctx, token(t, bin, data, "--role", "staff"))
+	tok := token(t, bin, data, "--role", "staff")
+	ctx = authed(ctx, tok)
 
 	if h, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health: %v %v", h, err)
@@ -233,6 +277,10 @@ func TestBinaryEndToEnd(t *testing.T) {
 	}
 	if len(seeded.Institutions) < 40 {
 		t.Fatalf("seeds: %d institutions, want >= 40", len(seeded.Institutions))
+	}
+	season := talentCounts(ctx, t, cc)
+	if season[0] < 12 || season[1] < 12 {
+		t.Fatalf("seeds: %d talent-base events and %d talents, want >= 12 of each", season[0], season[1])
 	}
 
 	created, err := reg.RegisterInstitution(ctx, &registryv1.RegisterInstitutionRequest{
@@ -268,7 +316,7 @@ func TestBinaryEndToEnd(t *testing.T) {
 
 	p2 := start(t, bin, data)
 	t.Logf("restart ready in %s", p2.took)
-	reg2, _ := client(t, p2.grpcAddr)
+	reg2, cc2 := client(t, p2.grpcAddr)
 	got, err := reg2.GetInstitution(ctx, &registryv1.GetInstitutionRequest{Id: id})
 	if err != nil {
 		t.Fatalf("GetInstitution after restart: %v", err)
@@ -282,6 +330,17 @@ func TestBinaryEndToEnd(t *testing.T) {
 	}
 	if len(again.Institutions) != len(seeded.Institutions)+1 {
 		t.Fatalf("after restart %d institutions, want %d (seeds must not load twice)", len(again.Institutions), len(seeded.Institutions)+1)
+	}
+	if got := talentCounts(ctx, t, cc2); got != season {
+		t.Fatalf("after restart %v talent-base events and talents, want %v (seeds must not load twice)", got, season)
+	}
+	// The same, through the REST gateway with the same token.
+	var rest struct {
+		Institution struct{ State string }
+	}
+	if body := restGet(t, p2.httpBase+"/v1/institutions/"+id, tok); json.Unmarshal([]byte(body), &rest) != nil ||
+		rest.Institution.State != "INSTITUTION_STATE_ACTIVE" {
+		t.Errorf("GET /v1/institutions/%s: %s, want it ACTIVE", id, body)
 	}
 	counts := streamEvents(t, p2.natsURL)
 	for _, typ := range []string{"registry.institution.registered", "registry.institution.approved"} {
@@ -323,7 +382,8 @@ func TestBinaryExternalServers(t *testing.T) {
 	reg, _ := client(t, p.grpcAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ctx = authed(ctx, token(t, bin, data, "--role", "staff"))
+	tok := token(t, bin, data, "--role", "staff")
+	ctx = authed(ctx, tok)
 	created, err := reg.RegisterInstitution(ctx, &registryv1.RegisterInstitutionRequest{
 		CreditCode: "91110108551385082Q",
 		NameZh:     "外部服务测试证券有限公司",

@@ -34,7 +34,8 @@ func newRootCmd() *cobra.Command {
 		Use:   "carbondesk",
 		Short: "CarbonDesk: a district's carbon-finance service desk",
 		Long: `CarbonDesk runs a district's carbon-finance service desk: the institution
-registry, with its events on NATS JetStream.
+registry, catalog, matching and talent base over gRPC, with their events on NATS
+JetStream, and the REST/JSON gateway and web console on --http.
 
 With no arguments it runs every service in one process, with an embedded NATS
 JetStream server and an embedded store in --data, and loads the demo data from
@@ -52,6 +53,9 @@ seeds/ on first start. --redis and --nats point it at external servers instead.`
 			defer stop()
 			return app.Run(ctx, cfg, log, func(r app.Ready) {
 				fmt.Fprintf(cmd.OutOrStdout(), "CarbonDesk ready in %s\n  gRPC     %s\n", r.Took.Round(1e6), r.GRPCAddr)
+				if r.HTTPAddr != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "  console  http://%s/\n  REST     http://%s/v1/ (OpenAPI at /openapi.json)\n", r.HTTPAddr, r.HTTPAddr)
+				}
 				if r.Embedded {
 					nats := "embedded, in-process (no port; --nats-listen to expose it)"
 					if r.NATSURL != "" {
@@ -70,7 +74,7 @@ seeds/ on first start. --redis and --nats point it at external servers instead.`
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data folder for the embedded store and embedded NATS")
 	f.StringVar(&cfg.GRPCAddr, "grpc", cfg.GRPCAddr, "listen address shared by all gRPC services")
-	f.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "listen address reserved for the REST/JSON gateway and console (not built yet)")
+	f.StringVar(&cfg.HTTPAddr, "http", cfg.HTTPAddr, "listen address of the REST/JSON gateway and web console (empty: none)")
 	f.StringVar(&cfg.RedisURL, "redis", "", "Redis URL (redis://host:6379/0) to store data in instead of the data folder")
 	f.StringVar(&cfg.NATSURL, "nats", "", "NATS URL (nats://host:4222) to use instead of the embedded server")
 	f.StringVar(&cfg.NATSListen, "nats-listen", "", "give the embedded NATS a TCP listener on this address (default: in-process only)")
@@ -82,7 +86,7 @@ seeds/ on first start. --redis and --nats point it at external servers instead.`
 	f.IntVar(&cfg.WriteBurst, "write-burst", cfg.WriteBurst, "burst of write calls allowed per caller")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	cmd.AddCommand(newTokenCmd())
+	cmd.AddCommand(newTokenCmd(), newGatewayCmd())
 	return cmd
 }
 

@@ -30,11 +30,13 @@ import (
 	"github.com/carbondesk/carbondesk/services/catalog"
 	"github.com/carbondesk/carbondesk/services/matching"
 	"github.com/carbondesk/carbondesk/services/registry"
+	"github.com/carbondesk/carbondesk/services/talent"
 )
 
 // Ready describes a started process; Run passes it to the ready callback.
 type Ready struct {
 	GRPCAddr  string        // the address actually bound
+	HTTPAddr  string        // the gateway's address actually bound; empty without --http
 	NATSURL   string        // the embedded server's client URL, when it listens
 	Took      time.Duration // from Run's start to ready
 	Embedded  bool          // NATS embedded in the process
@@ -234,6 +236,24 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(Ready)) (
 		}
 	}
 
+	// Talent base: its view of institution states fed by registry events,
+	// and the sweep that closes registration at the deadline. Its seeds wait
+	// until the view holds the seeded hosts.
+	talStore, _, err := unit(talent.Name)
+	if err != nil {
+		return err
+	}
+	tal := talent.New(talStore, talent.WithLogger(log.With("service", talent.Name)),
+		talent.WithFeedConfig(func(c *consumer.Config) { c.DeadLetterReplicas = cfg.StreamReplicas }))
+	background("talent", func(ctx context.Context) error { return tal.Run(ctx, js) })
+	if cfg.Seed {
+		if err := seedOnce(ctx, talStore, func(ctx context.Context) error {
+			return talent.LoadSeeds(ctx, tal, seeds.FS)
+		}); err != nil {
+			return fmt.Errorf("talent seeds: %w", err)
+		}
+	}
+
 	// Access: tokens verified on every call, the authorization table, write
 	// limits per caller.
 	verifier, devMode, err := newVerifier(cfg, log)
@@ -247,10 +267,12 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(Ready)) (
 	reg.Register(srv.Server)
 	cat.Register(srv.Server)
 	mat.Register(srv.Server)
+	tal.Register(srv.Server)
 	srv.SetServing("", true)
 	srv.SetServing(registry.ServiceName, true)
 	srv.SetServing(catalog.ServiceName, true)
 	srv.SetServing(matching.ServiceName, true)
+	srv.SetServing(talent.ServiceName, true)
 	lis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s (--grpc): %w", cfg.GRPCAddr, err)
@@ -263,11 +285,18 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(Ready)) (
 	})
 	closers = append(closers, func() { srv.Stop(cfg.ShutdownTimeout / 2) })
 
+	// REST/JSON gateway and console, dialing the listener above; stopped
+	// first at shutdown.
+	var httpAddr string
 	if cfg.HTTPAddr != "" {
-		log.Info("the REST/JSON gateway and console are not built yet; --http is reserved for them", "http", cfg.HTTPAddr)
+		var stopHTTP func()
+		if httpAddr, stopHTTP, err = startGateway(ctx, cfg, log, lis.Addr(), devMode, g); err != nil {
+			return err
+		}
+		closers = append(closers, stopHTTP)
 	}
-	r := Ready{GRPCAddr: lis.Addr().String(), NATSURL: natsURL, Took: time.Since(start), Embedded: embedded, StoreKind: storeKind, DevTokens: devMode}
-	log.Info("carbondesk ready", "grpc", r.GRPCAddr, "nats_embedded", embedded, "nats_url", natsURL, "store", storeKind, "took", r.Took)
+	r := Ready{GRPCAddr: lis.Addr().String(), HTTPAddr: httpAddr, NATSURL: natsURL, Took: time.Since(start), Embedded: embedded, StoreKind: storeKind, DevTokens: devMode}
+	log.Info("carbondesk ready", "grpc", r.GRPCAddr, "http", httpAddr, "nats_embedded", embedded, "nats_url", natsURL, "store", storeKind, "took", r.Took)
 	if ready != nil {
 		ready(r)
 	}

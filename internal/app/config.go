@@ -1,7 +1,8 @@
 // Package app wires CarbonDesk's services into a running process: the event
 // backbone (embedded or external NATS JetStream), the store (embedded bbolt
-// files or Redis), the outbox relay of each service, the gRPC listener, demo
-// seeds on first start, and the shutdown that undoes it all in reverse order.
+// files or Redis), the outbox relay of each service, the gRPC listener, the
+// REST/JSON gateway and console on top of it, demo seeds on first start, and
+// the shutdown that undoes it all in reverse order.
 // cmd/carbondesk only parses flags into a Config and calls Run.
 package app
 
@@ -21,8 +22,8 @@ type Config struct {
 	DataDir string
 	// GRPCAddr is the one listener all gRPC services share.
 	GRPCAddr string
-	// HTTPAddr is reserved for the REST/JSON gateway and console, which are
-	// not built yet.
+	// HTTPAddr is where the REST/JSON gateway and the web console listen
+	// (services/gateway); empty: no HTTP listener.
 	HTTPAddr string
 	// RedisURL, when set, stores data in Redis instead of the data folder.
 	RedisURL string
