@@ -223,10 +223,16 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 		relayRate := float64(d.matRelay.Published()-pub0) / o.tputDuration.Seconds()
+		cp, err := closedLoop(ctx, o.concurrency, o.tputDuration, d.createOnce())
+		if err != nil {
+			return err
+		}
 		fmt.Printf("round %d\n", round)
 		fl.print("floor (EVALSHA + JetStream publish)")
 		pd.print("PostDemand")
 		fmt.Printf("  ratio PostDemand / floor: %.2f (target >= 0.50)\n", pd.rate()/fl.rate())
+		cp.print("CreateProduct (a draft: 1 record, 1 event)")
+		fmt.Printf("  ratio CreateProduct / floor: %.2f\n", cp.rate()/fl.rate())
 		fmt.Printf("  matching relay meanwhile: %.0f events/s published (PostDemand committed ~%.0f events/s)\n", relayRate, pd.rate()*float64(1+o.topK))
 		waited := time.Now()
 		if err := d.drain(ctx, o.drainTimeout); err != nil {
@@ -291,6 +297,8 @@ type desk struct {
 	mat      *matching.Server
 	matRelay *outbox.Relay
 	catRelay *outbox.Relay
+	insts    []string        // the ACTIVE institutions' ids, after setup
+	staff    context.Context // a staff caller, after setup
 	grpcAddr string
 	conn     *grpc.ClientConn
 	issuer   auth.Issuer
@@ -534,6 +542,7 @@ func (d *desk) setup(ctx context.Context, o options) ([]enterprise, error) {
 		}
 		insts[i] = r.GetInstitution().GetId()
 	}
+	d.insts, d.staff = insts, staff
 
 	// Products: created and published by 16 workers. The catalog accepts a
 	// publish once its view of the registry holds the institution ACTIVE,
@@ -847,6 +856,21 @@ func (d *desk) postOnce(ents []enterprise, o options) func(ctx context.Context, 
 		stop := context.AfterFunc(ctx, cancel)
 		defer stop()
 		_, err := client.PostDemand(c, &matchingv1.PostDemandRequest{Demand: benchDemand(e.code, i)})
+		return err
+	}
+}
+
+// createOnce is one CreateProduct call: a DRAFT product of one of the
+// ACTIVE institutions, by staff (one record, one event, no matching work).
+func (d *desk) createOnce() func(ctx context.Context, worker, i int) error {
+	client := catalogv1.NewCatalogServiceClient(d.conn)
+	return func(ctx context.Context, worker, i int) error {
+		c, cancel := context.WithTimeout(d.staff, 10*time.Second)
+		defer cancel()
+		stop := context.AfterFunc(ctx, cancel)
+		defer stop()
+		_, err := client.CreateProduct(c, &catalogv1.CreateProductRequest{
+			InstitutionId: d.insts[(worker*7919+i)%len(d.insts)], Product: benchProduct(1_000_000 + worker*1_000_000 + i)})
 		return err
 	}
 }
