@@ -6,9 +6,9 @@
 import { h, s, uid } from './dom.js';
 import { t } from './i18n.js';
 
-const W = 560;
-const LABEL_W = 190;
-const VALUE_W = 110;
+const W = 440;
+const LABEL_W = 150;
+const VALUE_W = 96;
 const ROW_H = 26;
 const BAR_H = 16;
 
@@ -31,7 +31,7 @@ export function barChart({ title, data, testid, unitLabel }) {
     const w = r.value > 0 ? Math.max(2, (r.value / max) * barSpace) : 0;
     return s('g', { class: 'bar', 'data-key': r.key },
       s('title', {}, `${r.label}: ${r.display}`),
-      s('text', { x: LABEL_W - 8, y: y + BAR_H - 3, 'text-anchor': 'end', class: 'chart-label' }, clip(r.label, 26)),
+      s('text', { x: LABEL_W - 8, y: y + BAR_H - 3, 'text-anchor': 'end', class: 'chart-label' }, clip(r.label, 20)),
       s('rect', { x: LABEL_W, y, width: w.toFixed(1), height: BAR_H, rx: 2, class: `chart-bar c${i % 6}` }),
       s('text', { x: LABEL_W + w + 6, y: y + BAR_H - 3, class: 'chart-value' }, r.display));
   }));
@@ -44,9 +44,17 @@ export function barChart({ title, data, testid, unitLabel }) {
         h('tbody', {}, rows.map((r) => h('tr', {}, h('td', {}, r.label), h('td', { class: 'num' }, r.display)))))));
 }
 
+// clip shortens a label to about n half-width characters (a CJK character
+// counts two); the bar's <title> and the table beside keep the full text.
 function clip(text, n) {
-  const str = String(text);
-  return str.length > n ? `${str.slice(0, n - 1)}…` : str;
+  let width = 0;
+  let out = '';
+  for (const ch of String(text)) {
+    width += ch.charCodeAt(0) > 0x2e80 ? 2 : 1;
+    if (width > n) return `${out}…`;
+    out += ch;
+  }
+  return out;
 }
 
 // fillBar is a small inline meter of a share in basis points.

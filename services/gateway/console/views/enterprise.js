@@ -53,7 +53,10 @@ function demandForm(ctx) {
       categoryChecks(),
       field({ label: t('demand.amountYuan'), name: 'amount_yuan', type: 'number', required: true, attrs: { min: 1, step: 1, inputmode: 'numeric' } }),
       field({ label: t('demand.termMonths'), name: 'term_months', type: 'number', value: 12, hint: t('demand.termHint'), attrs: { min: 0, max: 360, step: 1 } }),
-      field({ label: t('demand.sector'), name: 'sector', type: 'select', required: true, options: enumOptions('Sector', { empty: t('common.choose') }) }),
+      field({
+        label: t('demand.sector'), name: 'sector', type: 'select', required: true,
+        value: ctx.session.kind ? fullName('Sector', ctx.session.kind) : '', options: enumOptions('Sector', { empty: t('common.choose') }),
+      }),
       field({ label: t('demand.etsCovered'), name: 'ets_covered', type: 'checkbox' }),
       field({ label: t('demand.region'), name: 'region', value: '420106', required: true, hint: t('demand.regionHint'), attrs: { inputmode: 'numeric', maxlength: 6 } }),
       field({ label: t('demand.zone'), name: 'zone', type: 'select', options: enumOptions('Zone', { empty: t('common.none') }) }),

@@ -81,6 +81,7 @@ async function devSignIn(ctx, identity, x) {
   setSession({
     token: r.token, role: r.role || claims.role, org: r.org || claims.org || '',
     name: r.name || x.name || '', nameEn: x.nameEn || '', subject: r.subject || claims.sub || '',
+    kind: x.kind || '',
   });
   ctx.signedIn();
 }

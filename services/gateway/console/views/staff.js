@@ -95,8 +95,7 @@ function feedRow(ev, dir) {
   h('td', { 'data-label': t('feed.time') }, h('time', { datetime: ev.eventTime }, fmt.time(ev.eventTime))),
   h('td', { 'data-label': t('feed.event') }, h('span', { class: `ev ev-${type}` }, eventLabel(type))),
   h('td', { 'data-label': t('feed.institution') }, instName(dir, m.institutionId, m.institutionCreditCode)),
-  h('td', { 'data-label': t('feed.category') }, label('ProductCategory', m.category)),
-  h('td', { 'data-label': t('feed.sector') }, label('Sector', m.sector)),
+  h('td', { 'data-label': t('feed.category') }, label('ProductCategory', m.category), h('br'), h('small', { class: 'muted' }, label('Sector', m.sector))),
   h('td', { 'data-label': t('feed.demand'), class: 'mono' }, fmt.shortId(m.demandId)),
   h('td', { 'data-label': t('feed.rank'), class: 'num' }, m.rank ? `#${m.rank} · ${Number(m.score || 0).toFixed(2)}` : '—'));
 }
@@ -118,7 +117,7 @@ function overview(ctx) {
   let dir = null;
 
   const tbody = h('tbody', { id: 'feed-rows' });
-  const emptyRow = () => h('tr', { class: 'empty', id: 'feed-empty' }, h('td', { colspan: 7 }, t('feed.empty')));
+  const emptyRow = () => h('tr', { class: 'empty', id: 'feed-empty' }, h('td', { colspan: 6 }, t('feed.empty')));
   const typeOf = (ev) => String(ev.eventType || '').replace(/^matching\.match\./, '');
   const redrawFeed = () => {
     const rows = live.recent().filter((ev) => FEED_FILTERS[filter](typeOf(ev))).slice(0, 150).map((ev) => {
@@ -132,7 +131,7 @@ function overview(ctx) {
     h('table', { id: 'feed', dataset: { testid: 'feed' } },
       h('caption', { class: 'sr-only' }, t('feed.title')),
       h('thead', {}, h('tr', {},
-        ['time', 'event', 'institution', 'category', 'sector', 'demand', 'rank'].map((k) => h('th', { scope: 'col', class: k === 'rank' ? 'num' : null }, t(`feed.${k}`))))),
+        ['time', 'event', 'institution', 'categorySector', 'demand', 'rank'].map((k) => h('th', { scope: 'col', class: k === 'rank' ? 'num' : null }, t(`feed.${k}`))))),
       tbody));
   const filterSel = h('select', { id: 'feed-filter', onchange: (e) => { filter = e.target.value; redrawFeed(); } },
     Object.keys(FEED_FILTERS).map((k) => h('option', { value: k }, t(`feed.filter.${k}`))));
