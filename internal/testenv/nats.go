@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
 
 	eventv1 "github.com/carbondesk/carbondesk/gen/carbondesk/event/v1"
 	"github.com/carbondesk/carbondesk/internal/events"
@@ -89,6 +90,24 @@ func Stream(t testing.TB, js jetstream.JetStream, service string) jetstream.Stre
 		t.Fatalf("testenv: %v", err)
 	}
 	return s
+}
+
+// PublishEvent publishes one event of the entity id at version, its
+// payload state, as the owning service's relay would (the system its
+// actor). Each call has a fresh event id, the message id, so an event sent
+// again is a redelivery the stream does not drop: what a consumer's
+// idempotency must handle.
+func PublishEvent(tb testing.TB, js jetstream.JetStream, subject, id string, version int64, state proto.Message) {
+	tb.Helper()
+	ev, err := events.New(subject, id, version, events.System, time.Now(), state)
+	if err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.Publish(ctx, subject, ev.Data, jetstream.WithMsgID(ev.ID)); err != nil {
+		tb.Fatalf("testenv: publish %s: %v", subject, err)
+	}
 }
 
 // Eventually polls cond every 10 ms until it returns true, and fails the test

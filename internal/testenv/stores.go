@@ -51,3 +51,15 @@ func Stores(tb testing.TB) map[string]func(t *testing.T) store.Store {
 		"bolt":  func(t *testing.T) store.Store { t.Helper(); return BoltStore(t) },
 	}
 }
+
+// EachStore runs fn against an empty store of every adapter (Stores), in
+// parallel subtests named by the adapter.
+func EachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
+	t.Helper()
+	for name, open := range Stores(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, open(t))
+		})
+	}
+}

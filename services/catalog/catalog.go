@@ -36,9 +36,10 @@
 // # Institutions
 //
 // The catalog never reads the registry's storage. It keeps its own view of
-// each institution (id, credit code, kind, state), fed by the registry's
-// events through a durable consumer ("catalog-institutions", see
-// RunInstitutionFeed), idempotent by (institution id, version). Only an
+// each institution (internal/instview: id, credit code, name, kind, state),
+// fed by the registry's events through a durable consumer
+// ("catalog-institutions", see RunInstitutionFeed), idempotent by
+// (institution id, version). Only an
 // ACTIVE institution publishes. When an institution is suspended or
 // rejected, each of its PUBLISHED products is paused at once, each with its
 // own product event, committed with the view change. Nothing re-publishes by

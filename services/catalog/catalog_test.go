@@ -14,6 +14,7 @@ import (
 	catalogv1 "github.com/carbondesk/carbondesk/gen/carbondesk/catalog/v1"
 	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
 	"github.com/carbondesk/carbondesk/internal/store"
+	"github.com/carbondesk/carbondesk/internal/testenv"
 )
 
 const (
@@ -70,7 +71,7 @@ func TestCreateValidation(t *testing.T) {
 		{"no contact", func(p *catalogv1.Product) { p.Contact = nil }, []string{"product.contact.name", "product.contact.phone"}},
 		{"bad email", func(p *catalogv1.Product) { p.Contact.Email = "nobody" }, []string{"product.contact.email"}},
 	}
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		s := newTestServer(t, st)
 		in := institutionView(t, s, active)
 		for _, tt := range tests {
@@ -108,7 +109,7 @@ func TestCreateValidation(t *testing.T) {
 // not apply, with FailedPrecondition and nothing written.
 func TestTransitions(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		s := newTestServer(t, st)
 		in := institutionView(t, s, active)
 		ctx := staffCtx(t)
@@ -177,7 +178,7 @@ func TestTransitions(t *testing.T) {
 // version is Aborted; a retired product is not updated.
 func TestPublishRefusals(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		s := newTestServer(t, st)
 		ctx := staffCtx(t)
 		for _, state := range []registryv1.InstitutionState{pendingSt, suspended} {
@@ -261,7 +262,7 @@ func TestPublishRefusals(t *testing.T) {
 // paths refused, no-op updates write nothing, and every change its event.
 func TestUpdate(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		s := newTestServer(t, st)
 		ctx := staffCtx(t)
 		in := institutionView(t, s, active)
@@ -313,7 +314,7 @@ func TestUpdate(t *testing.T) {
 // PUBLISHED products only.
 func TestOwnership(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		s := newTestServer(t, st)
 		mine, theirs := institutionView(t, s, active), institutionView(t, s, active)
 		ctx := instCtx(t, mine.CreditCode)
@@ -404,7 +405,7 @@ func TestOwnership(t *testing.T) {
 // figures are refused with the field named; a stale version is Aborted.
 func TestReferencePrices(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		s := newTestServer(t, st)
 		ctx := staffCtx(t)
 		resp, err := s.GetReferencePrices(entCtx(t), &catalogv1.GetReferencePricesRequest{})
@@ -449,7 +450,7 @@ func TestReferencePrices(t *testing.T) {
 // TestStats counts by category, state and institution kind.
 func TestStats(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		s := newTestServer(t, st)
 		bank := institutionView(t, s, active)
 		ins := institutionView(t, s, active)

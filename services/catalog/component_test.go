@@ -2,19 +2,13 @@ package catalog
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	catalogv1 "github.com/carbondesk/carbondesk/gen/carbondesk/catalog/v1"
 	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
@@ -23,24 +17,6 @@ import (
 	"github.com/carbondesk/carbondesk/internal/testenv"
 	"github.com/carbondesk/carbondesk/services/registry"
 )
-
-// Headers standing in for a verified token in this test: the interceptor
-// below puts the caller they name into the context, as auth's guard does.
-const (
-	roleHeader = "x-test-role"
-	orgHeader  = "x-test-org"
-)
-
-func testCaller(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(roleHeader)) > 0 {
-		c := auth.Caller{Subject: "test-" + md.Get(roleHeader)[0], Role: auth.Role(md.Get(roleHeader)[0])}
-		if orgs := md.Get(orgHeader); len(orgs) > 0 {
-			c.Org = orgs[0]
-		}
-		ctx = auth.WithCaller(ctx, c)
-	}
-	return handler(ctx, req)
-}
 
 // TestComponent runs the catalog as production does (a real gRPC server
 // with the platform's interceptors, the Redis store, the outbox relay and
@@ -54,29 +30,12 @@ func TestComponent(t *testing.T) {
 	defer cancel()
 	e := startFeed(t, testenv.RedisStore(t))
 
-	srv := grpcx.New(slog.New(slog.DiscardHandler), grpcx.Options{Unary: []grpc.UnaryServerInterceptor{testCaller}})
+	// A real server; the callers' headers stand in for verified tokens.
+	srv := grpcx.New(slog.New(slog.DiscardHandler), grpcx.Options{Unary: []grpc.UnaryServerInterceptor{testenv.CallerInterceptor}})
 	e.s.Register(srv.Server)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	t.Cleanup(func() {
-		srv.Stop(5 * time.Second)
-		if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
+	cc := testenv.ServeGRPC(t, srv)
 	client := catalogv1.NewCatalogServiceClient(cc)
-	as := func(role auth.Role, org string) context.Context {
-		return metadata.AppendToOutgoingContext(ctx, roleHeader, string(role), orgHeader, org)
-	}
+	as := func(role auth.Role, org string) context.Context { return testenv.AsCaller(ctx, role, org) }
 	const code = "91420106MA4K00010G"
 	staff, bank, firm := as(auth.Staff, ""), as(auth.Institution, code), as(auth.Enterprise, "91420106ENTERPRISE1")
 
@@ -116,15 +75,15 @@ func TestComponent(t *testing.T) {
 
 	// Errors keep their codes over the wire.
 	_, err = client.PublishProduct(bank, &catalogv1.PublishProductRequest{Id: id})
-	wantStatus(t, err, codes.FailedPrecondition, "institution "+reg.GetId()+" is SUSPENDED; only an ACTIVE institution publishes products")
+	testenv.WantStatus(t, err, codes.FailedPrecondition, "institution "+reg.GetId()+" is SUSPENDED; only an ACTIVE institution publishes products")
 	_, err = client.UpdateProduct(bank, &catalogv1.UpdateProductRequest{Id: id, Version: 1, Product: &catalogv1.Product{NameEn: "Late"}})
-	wantStatus(t, err, codes.Aborted, "version 1 is stale; the product is at version 3; read it again")
+	testenv.WantStatus(t, err, codes.Aborted, "version 1 is stale; the product is at version 3; read it again")
 	_, err = client.GetProduct(firm, &catalogv1.GetProductRequest{Id: id})
-	wantStatus(t, err, codes.NotFound, `product "`+id+`" not found`)
+	testenv.WantStatus(t, err, codes.NotFound, `product "`+id+`" not found`)
 	bad := validProduct()
 	bad.Amount.MinYuan, bad.Collateral.PledgeRateBps = -1, 20000
 	_, err = client.CreateProduct(bank, &catalogv1.CreateProductRequest{Product: bad})
-	if got := badRequestFields(err); !cmp.Equal(got, []string{"product.amount.min_yuan", "product.collateral.pledge_rate_bps"}) {
+	if got := testenv.FieldViolations(err); !cmp.Equal(got, []string{"product.amount.min_yuan", "product.collateral.pledge_rate_bps"}) {
 		t.Errorf("create with bad amount and pledge rate: %v; fields %v", err, got)
 	}
 
@@ -142,24 +101,4 @@ func TestComponent(t *testing.T) {
 	if ServiceName != catalogv1.CatalogService_ServiceDesc.ServiceName {
 		t.Errorf("ServiceName %q, generated %q", ServiceName, catalogv1.CatalogService_ServiceDesc.ServiceName)
 	}
-}
-
-func wantStatus(t *testing.T, err error, c codes.Code, msg string) {
-	t.Helper()
-	st, _ := status.FromError(err)
-	if st.Code() != c || st.Message() != msg {
-		t.Errorf("status %v %q, want %v %q", st.Code(), st.Message(), c, msg)
-	}
-}
-
-func badRequestFields(err error) []string {
-	var fields []string
-	for _, d := range status.Convert(err).Details() {
-		if br, ok := d.(*errdetails.BadRequest); ok {
-			for _, fv := range br.GetFieldViolations() {
-				fields = append(fields, fv.GetField())
-			}
-		}
-	}
-	return fields
 }

@@ -46,19 +46,8 @@ func startFeed(t *testing.T, st store.Store) *feedEnv {
 		c.RetryDelays = []time.Duration{50 * time.Millisecond}
 		c.AckWait = 5 * time.Second
 	}))
-	ctx, cancel := context.WithCancel(context.Background())
-	relayDone, feedDone := make(chan error, 1), make(chan error, 1)
-	go func() { relayDone <- relay.Run(ctx) }()
-	go func() { feedDone <- s.RunInstitutionFeed(ctx, js) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-feedDone; err != nil {
-			t.Errorf("feed: %v", err)
-		}
-		if err := <-relayDone; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("relay: %v", err)
-		}
-	})
+	testenv.Background(t, "relay", relay.Run)
+	testenv.Background(t, "feed", func(ctx context.Context) error { return s.RunInstitutionFeed(ctx, js) })
 	return &feedEnv{s: s, st: st, js: js}
 }
 
@@ -68,13 +57,7 @@ func startFeed(t *testing.T, st store.Store) *feedEnv {
 // consumer's idempotency is what is tested.
 func (e *feedEnv) publish(t *testing.T, subject string, in *registryv1.Institution) {
 	t.Helper()
-	ev, err := events.New(subject, in.GetId(), in.GetVersion(), events.Actor{Subject: "staff-zhou", Role: "staff"}, time.Now(), in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.js.Publish(t.Context(), subject, ev.Data, jetstream.WithMsgID(ev.ID)); err != nil {
-		t.Fatalf("publish %s: %v", subject, err)
-	}
+	testenv.PublishEvent(t, e.js, subject, in.GetId(), in.GetVersion(), in)
 }
 
 // view waits until the catalog's view of id is at version v.
@@ -118,7 +101,7 @@ func (e *feedEnv) catalogEvents(t *testing.T) []string {
 // re-publishes by itself, and the institution may publish again.
 func TestInstitutionFeed(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		e := startFeed(t, st)
 		ctx := staffCtx(t)
 		reg := &registryv1.Institution{Id: "01JINSTFEED00000000000001", CreditCode: "91420106MA4K00010G",
@@ -193,8 +176,8 @@ func TestInstitutionFeed(t *testing.T) {
 		// nothing: the view stays ACTIVE at v4 and product a PUBLISHED.
 		e.publish(t, registry.SubjectSuspended, suspendedEv)
 		e.settle(t)
-		if v := e.view(t, reg.GetId(), 4); !v.active() {
-			t.Errorf("view after an old event: %s", v.stateKey())
+		if v := e.view(t, reg.GetId(), 4); !v.Active() {
+			t.Errorf("view after an old event: %s", v.State)
 		}
 		if got := read(t, e.s, a.GetId()); got.GetState() != catalogv1.ProductState_PRODUCT_STATE_PUBLISHED || got.GetVersion() != 4 {
 			t.Errorf("product a after an old suspension: %s v%d", got.GetState(), got.GetVersion())
@@ -213,7 +196,7 @@ func TestInstitutionFeed(t *testing.T) {
 // rest and the view ends at the new version.
 func TestSuspensionChunks(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		s := newTestServer(t, st)
 		in := institutionView(t, s, active)
 		const n = 2*pauseChunk + 37
@@ -313,7 +296,7 @@ func bulkProducts(t testing.TB, s *Server, in *Institution, n int, state State, 
 // PUBLISHED. The view's version check in both batches is what holds this.
 func TestPublishRacesSuspension(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		s := newTestServer(t, st)
 		in := institutionView(t, s, active)
 		ids := bulkProducts(t, s, in, 60, StateDraft, nil)

@@ -169,22 +169,6 @@ func callerCtx(ctx context.Context, sel uint8, owner string) (context.Context, a
 	return auth.WithCaller(ctx, c), c, k.role == auth.Staff || c.Org == owner
 }
 
-// wire returns req as the server would receive it: marshalled by a client
-// and unmarshalled by gRPC. What cannot cross the wire (a proto3 string
-// that is not UTF-8) never reaches a handler, so the input is skipped.
-func wire[M proto.Message](t *testing.T, req M) M {
-	t.Helper()
-	b, err := proto.Marshal(req)
-	if err != nil {
-		t.Skipf("not sendable: %v", err)
-	}
-	out := req.ProtoReflect().New().Interface().(M)
-	if err := proto.Unmarshal(b, out); err != nil {
-		t.Fatalf("a marshalled request does not unmarshal: %v", err)
-	}
-	return out
-}
-
 // wantCodes fails unless err maps to one of the codes.
 func wantCodes(t *testing.T, err error, ok ...codes.Code) codes.Code {
 	t.Helper()
@@ -339,7 +323,7 @@ func FuzzCreateProduct(f *testing.F) {
 		if !noProduct {
 			req.Product = ft.proto()
 		}
-		resp, err := w.s.CreateProduct(ctx, wire(t, req))
+		resp, err := w.s.CreateProduct(ctx, testenv.Wire(t, req))
 		if wantCodes(t, err, codes.OK, codes.InvalidArgument, codes.PermissionDenied, codes.FailedPrecondition) != codes.OK {
 			return
 		}
@@ -407,7 +391,7 @@ func FuzzUpdateProduct(f *testing.F) {
 		if mask != "" {
 			req.UpdateMask = &fieldmaskpb.FieldMask{Paths: strings.Split(mask, ",")}
 		}
-		resp, err := w.s.UpdateProduct(ctx, wire(t, req))
+		resp, err := w.s.UpdateProduct(ctx, testenv.Wire(t, req))
 		got := wantCodes(t, err, codes.OK, codes.InvalidArgument, codes.NotFound, codes.Aborted, codes.FailedPrecondition)
 		if before != nil && !owns && (got == codes.OK || got == codes.Aborted) {
 			t.Fatalf("%s of another organisation: update answered %s; want NotFound", caller.Role, got)
@@ -484,7 +468,7 @@ func FuzzListProducts(f *testing.F) {
 			Category: catalogv1.ProductCategory(category), State: catalogv1.ProductState(state), Sector: catalogv1.Sector(sector),
 			Region: region, AmountYuan: amount, NameContains: name,
 		}
-		resp, err := w.s.ListProducts(ctx, wire(t, req))
+		resp, err := w.s.ListProducts(ctx, testenv.Wire(t, req))
 		if wantCodes(t, err, codes.OK, codes.InvalidArgument) != codes.OK {
 			return
 		}
@@ -556,15 +540,15 @@ func FuzzProductTransitions(f *testing.F) {
 		switch a {
 		case actPublish:
 			var r *catalogv1.PublishProductResponse
-			r, err = w.s.PublishProduct(ctx, wire(t, &catalogv1.PublishProductRequest{Id: id, Version: version}))
+			r, err = w.s.PublishProduct(ctx, testenv.Wire(t, &catalogv1.PublishProductRequest{Id: id, Version: version}))
 			got = r.GetProduct()
 		case actPause:
 			var r *catalogv1.PauseProductResponse
-			r, err = w.s.PauseProduct(ctx, wire(t, &catalogv1.PauseProductRequest{Id: id, Version: version, Reason: reason}))
+			r, err = w.s.PauseProduct(ctx, testenv.Wire(t, &catalogv1.PauseProductRequest{Id: id, Version: version, Reason: reason}))
 			got = r.GetProduct()
 		case actRetire:
 			var r *catalogv1.RetireProductResponse
-			r, err = w.s.RetireProduct(ctx, wire(t, &catalogv1.RetireProductRequest{Id: id, Version: version, Reason: reason}))
+			r, err = w.s.RetireProduct(ctx, testenv.Wire(t, &catalogv1.RetireProductRequest{Id: id, Version: version, Reason: reason}))
 			got = r.GetProduct()
 		}
 		c := wantCodes(t, err, codes.OK, codes.InvalidArgument, codes.NotFound, codes.FailedPrecondition, codes.Aborted)
@@ -618,7 +602,7 @@ func FuzzSetReferencePrices(f *testing.F) {
 			version = before.Version // reach the success path with the check on
 		}
 		ctx, caller, _ := callerCtx(t.Context(), callerSel, "")
-		resp, err := w.s.SetReferencePrices(ctx, wire(t, &catalogv1.SetReferencePricesRequest{
+		resp, err := w.s.SetReferencePrices(ctx, testenv.Wire(t, &catalogv1.SetReferencePricesRequest{
 			CeaYuanPerTonne: cea, CcerYuanPerTonne: ccer, Source: source, Version: version}))
 		c := wantCodes(t, err, codes.OK, codes.InvalidArgument, codes.Aborted, codes.PermissionDenied)
 		if caller.Role != auth.Staff && c != codes.PermissionDenied {

@@ -19,6 +19,7 @@ import (
 	"github.com/carbondesk/carbondesk/internal/consumer"
 	"github.com/carbondesk/carbondesk/internal/errs"
 	"github.com/carbondesk/carbondesk/internal/events"
+	"github.com/carbondesk/carbondesk/internal/instview"
 	"github.com/carbondesk/carbondesk/internal/paging"
 	"github.com/carbondesk/carbondesk/internal/protoenum"
 	"github.com/carbondesk/carbondesk/internal/store"
@@ -432,12 +433,12 @@ func (s *Server) publish(ctx context.Context, id string, version int64) (*Produc
 		if err := p.transition(actPublish, "", now); err != nil {
 			return change{}, err
 		}
-		if !in.active() {
-			return change{}, errs.New(ErrInstitutionNotActive, "institution %s is %s; only an ACTIVE institution publishes products", in.ID, in.stateKey())
+		if !in.Active() {
+			return change{}, errs.New(ErrInstitutionNotActive, "institution %s is %s; only an ACTIVE institution publishes products", in.ID, protoenum.Key(in.State))
 		}
-		fence, err := in.put()
+		fence, err := in.Put(kindInstitution)
 		if err != nil {
-			return change{}, err
+			return change{}, fmt.Errorf("catalog: %w", err)
 		}
 		return change{subject: SubjectPublished, extra: []store.Put{fence}}, nil
 	})
@@ -499,9 +500,9 @@ func (s *Server) GetCatalogStats(ctx context.Context, _ *catalogv1.GetCatalogSta
 			return nil, fmt.Errorf("catalog: stats: institutions: %w", err)
 		}
 		for _, rec := range page.Records {
-			in, err := decodeInstitution(rec)
+			in, err := instview.Decode(rec)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("catalog: %w", err)
 			}
 			kinds[in.ID] = in.Kind
 		}

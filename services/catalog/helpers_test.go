@@ -17,7 +17,6 @@ import (
 	"github.com/carbondesk/carbondesk/internal/errs"
 	"github.com/carbondesk/carbondesk/internal/events"
 	"github.com/carbondesk/carbondesk/internal/store"
-	"github.com/carbondesk/carbondesk/internal/testenv"
 )
 
 var t0 = time.Date(2026, 4, 2, 9, 30, 0, 0, time.UTC)
@@ -39,17 +38,6 @@ func newTestServer(t *testing.T, st store.Store, opts ...Option) *Server {
 	t.Helper()
 	c := &clock{now: t0}
 	return New(st, append([]Option{WithClock(c.Now)}, opts...)...)
-}
-
-// eachStore runs fn against every store adapter, in parallel subtests.
-func eachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
-	t.Helper()
-	for name, open := range testenv.Stores(t) {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			fn(t, open(t))
-		})
-	}
 }
 
 func staffCtx(t *testing.T) context.Context {

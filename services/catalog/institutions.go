@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -13,99 +12,46 @@ import (
 	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
 	"github.com/carbondesk/carbondesk/internal/consumer"
 	"github.com/carbondesk/carbondesk/internal/events"
+	"github.com/carbondesk/carbondesk/internal/instview"
 	"github.com/carbondesk/carbondesk/internal/protoenum"
 	"github.com/carbondesk/carbondesk/internal/store"
-	"github.com/carbondesk/carbondesk/services/registry"
 )
 
 // FeedDurable is the durable consumer that feeds the institution view.
 const FeedDurable = "catalog-institutions"
 
-// termCode indexes the view by credit code, for callers named by their
-// organisation.
-const termCode = "code="
-
 // pauseChunk bounds the puts of one batch when a suspension pauses many
 // products.
 const pauseChunk = 200
 
-// Institution is the catalog's view of a registry institution: what the
-// catalog needs to decide who may publish, and nothing else.
-type Institution struct {
-	ID         string                      `json:"id"`
-	CreditCode string                      `json:"credit_code"`
-	Kind       registryv1.InstitutionKind  `json:"kind"`
-	State      registryv1.InstitutionState `json:"state"`
-	// Version is the registry's version of the institution the view holds.
-	Version int64 `json:"version"`
-
-	rec int64 // the view record's store version, for the fence
-}
-
-func (in *Institution) active() bool {
-	return in.State == registryv1.InstitutionState_INSTITUTION_STATE_ACTIVE
-}
-
-// stateKey is the state's short name ("ACTIVE").
-func (in *Institution) stateKey() string { return protoenum.Key(in.State) }
-
-// put writes the view back, expecting the record version read: the fence
-// between publishing and the feed (see the package doc).
-func (in *Institution) put() (store.Put, error) {
-	data, err := json.Marshal(in)
-	if err != nil {
-		return store.Put{}, fmt.Errorf("catalog: marshal institution view: %w", err)
-	}
-	return store.Put{Kind: kindInstitution, ID: in.ID, Expect: in.rec, Data: data, Index: []string{termCode + in.CreditCode}}, nil
-}
-
-func decodeInstitution(rec store.Record) (*Institution, error) {
-	in := &Institution{}
-	if err := json.Unmarshal(rec.Data, in); err != nil {
-		return nil, fmt.Errorf("catalog: decode institution view %s: %w", rec.ID, err)
-	}
-	in.rec = rec.Version
-	return in, nil
-}
+// Institution is the catalog's view of a registry institution
+// (internal/instview): its state decides whether it may publish, its kind
+// counts in the catalog's stats.
+type Institution = instview.View
 
 // institution reads the view of one institution; nil when the catalog has
 // none.
 func (s *Server) institution(ctx context.Context, id string) (*Institution, error) {
-	rec, err := s.st.Get(ctx, kindInstitution, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
+	in, err := instview.Get(ctx, s.st, kindInstitution, id)
 	if err != nil {
-		return nil, fmt.Errorf("catalog: read institution %s: %w", id, err)
+		return nil, fmt.Errorf("catalog: %w", err)
 	}
-	return decodeInstitution(rec)
+	return in, nil
 }
 
 // institutionByCode reads the view of the institution with a credit code;
 // nil when the catalog has none.
 func (s *Server) institutionByCode(ctx context.Context, code string) (*Institution, error) {
-	if code == "" {
-		return nil, nil
-	}
-	page, err := s.st.List(ctx, kindInstitution, store.Query{Index: termCode + code, Limit: 1})
+	in, err := instview.ByCode(ctx, s.st, kindInstitution, code)
 	if err != nil {
-		return nil, fmt.Errorf("catalog: find institution %s: %w", code, err)
+		return nil, fmt.Errorf("catalog: %w", err)
 	}
-	if len(page.Records) == 0 {
-		return nil, nil
-	}
-	return decodeInstitution(page.Records[0])
+	return in, nil
 }
 
 // FeedConfig is the consumer configuration RunInstitutionFeed uses, before
 // WithFeedConfig's adjustments.
-func FeedConfig() consumer.Config {
-	return consumer.Config{
-		Stream:         events.StreamName(registry.Name),
-		Durable:        FeedDurable,
-		FilterSubjects: []string{registry.SubjectAll},
-	}
-}
+func FeedConfig() consumer.Config { return instview.FeedConfig(FeedDurable) }
 
 // RunInstitutionFeed keeps the institution view up to date from the
 // registry's events until ctx is done (then it returns nil). It waits for
@@ -121,15 +67,10 @@ func (s *Server) RunInstitutionFeed(ctx context.Context, js jetstream.JetStream)
 
 // handleInstitution applies one registry event to the view.
 func (s *Server) handleInstitution(ctx context.Context, d *consumer.Delivery) error {
-	msg := &registryv1.Institution{}
-	if err := d.Event.GetPayload().UnmarshalTo(msg); err != nil {
-		return fmt.Errorf("catalog: registry event %s: payload: %w", d.Event.GetId(), err)
+	in, err := instview.FromEvent(d.Event)
+	if err != nil {
+		return fmt.Errorf("catalog: %w", err)
 	}
-	if msg.GetId() != d.Event.GetEntityId() || msg.GetCreditCode() == "" {
-		return fmt.Errorf("catalog: registry event %s: payload is institution %q (code %q), envelope names %q",
-			d.Event.GetId(), msg.GetId(), msg.GetCreditCode(), d.Event.GetEntityId())
-	}
-	in := &Institution{ID: msg.GetId(), CreditCode: msg.GetCreditCode(), Kind: msg.GetKind(), State: msg.GetState(), Version: d.Event.GetEntityVersion()}
 	return s.applyInstitution(ctx, in, d.Apply)
 }
 
@@ -167,15 +108,12 @@ func (s *Server) applyInstitutionOnce(ctx context.Context, in *Institution, comm
 	if err != nil {
 		return err
 	}
-	if old != nil {
-		if old.Version > in.Version {
-			return nil // the view is newer; the mark alone is committed
-		}
-		in.rec = old.rec
+	if !in.Replaces(old) {
+		return nil // the view is newer; the mark alone is committed
 	}
-	view, err := in.put()
+	view, err := in.Put(kindInstitution)
 	if err != nil {
-		return err
+		return fmt.Errorf("catalog: %w", err)
 	}
 	type pause struct {
 		put store.Put
@@ -183,7 +121,7 @@ func (s *Server) applyInstitutionOnce(ctx context.Context, in *Institution, comm
 	}
 	var pauses []pause
 	if in.State == registryv1.InstitutionState_INSTITUTION_STATE_SUSPENDED || in.State == registryv1.InstitutionState_INSTITUTION_STATE_REJECTED {
-		reason := "institution " + in.stateKey() + " by the registry"
+		reason := "institution " + protoenum.Key(in.State) + " by the registry"
 		actx := events.WithActor(ctx, events.System)
 		now := s.now().UTC()
 		err := s.scan(ctx, termInstitution+in.ID, func(p *Product) bool { return p.State == StatePublished }, func(p *Product) error {

@@ -14,6 +14,7 @@ import (
 	catalogv1 "github.com/carbondesk/carbondesk/gen/carbondesk/catalog/v1"
 	"github.com/carbondesk/carbondesk/internal/paging"
 	"github.com/carbondesk/carbondesk/internal/store"
+	"github.com/carbondesk/carbondesk/internal/testenv"
 )
 
 // TestListTenThousand writes 10,000 products of three institutions in
@@ -27,7 +28,7 @@ func TestListTenThousand(t *testing.T) {
 	cats, sectors := Categories(), Sectors()
 	states := []State{StatePublished, StatePublished, StatePublished, StateDraft, StatePaused, StateRetired}
 	regions := [][]string{nil, {"420000"}, {"420100"}, {"420106"}, {"430000", "420500"}}
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		s := newTestServer(t, st)
 		insts := []*Institution{institutionView(t, s, active), institutionView(t, s, active), institutionView(t, s, active)}
 		var all []*Product
@@ -187,7 +188,7 @@ func TestListTenThousand(t *testing.T) {
 // named; a token is bound to its filters; page size is capped.
 func TestListValidation(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		s := newTestServer(t, st)
 		in := institutionView(t, s, active)
 		bulkProducts(t, s, in, 250, StatePublished, nil)

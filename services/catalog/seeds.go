@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/carbondesk/carbondesk/internal/errs"
 	"github.com/carbondesk/carbondesk/internal/events"
+	"github.com/carbondesk/carbondesk/internal/instview"
 	"github.com/carbondesk/carbondesk/internal/store"
 	"github.com/carbondesk/carbondesk/services/registry"
 )
@@ -141,35 +141,19 @@ func LoadSeeds(ctx context.Context, s *Server, fsys fs.FS) error {
 func (s *Server) awaitInstitutions(ctx context.Context, need map[string]bool) (map[string]*Institution, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.seedWait)
 	defer cancel()
-	views := map[string]*Institution{}
-	for {
-		var missing []string
-		for code, active := range need {
-			in, err := s.institutionByCode(ctx, code)
-			if err != nil && ctx.Err() == nil {
-				return nil, err
-			}
-			if in == nil || (active && !in.active()) {
-				missing = append(missing, code)
-				continue
-			}
-			views[code] = in
+	views, missing, err := instview.Await(ctx, s.st, kindInstitution, need, 50*time.Millisecond)
+	if len(missing) > 0 {
+		shown := strings.Join(missing[:min(len(missing), 5)], ", ")
+		if len(missing) > 5 {
+			shown += fmt.Sprintf(" and %d more", len(missing)-5)
 		}
-		if len(missing) == 0 {
-			return views, nil
-		}
-		select {
-		case <-ctx.Done():
-			slices.Sort(missing)
-			shown := strings.Join(missing[:min(len(missing), 5)], ", ")
-			if len(missing) > 5 {
-				shown += fmt.Sprintf(" and %d more", len(missing)-5)
-			}
-			return nil, fmt.Errorf("the catalog's view lacks (or does not yet hold ACTIVE) %d institutions (%s) after %s: are the registry's seeds loaded, its outbox relay and the catalog's RunInstitutionFeed running?",
-				len(missing), shown, s.seedWait)
-		case <-time.After(50 * time.Millisecond):
-		}
+		return nil, fmt.Errorf("the catalog's view lacks (or does not yet hold ACTIVE) %d institutions (%s) after %s: are the registry's seeds loaded, its outbox relay and the catalog's RunInstitutionFeed running?",
+			len(missing), shown, s.seedWait)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	return views, nil
 }
 
 // loadSeed creates one product and takes it to its target state; false

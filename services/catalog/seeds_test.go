@@ -1,8 +1,6 @@
 package catalog
 
 import (
-	"context"
-	"errors"
 	"log/slog"
 	"os"
 	"testing"
@@ -25,15 +23,7 @@ func TestLoadSeeds(t *testing.T) {
 	e := startFeed(t, testenv.BoltStore(t))
 	regStore := testenv.RedisStore(t)
 	relay := outbox.New(regStore, e.js, slog.New(slog.DiscardHandler), outbox.Options{})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- relay.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("registry relay: %v", err)
-		}
-	})
+	testenv.Background(t, "registry relay", relay.Run)
 	reg := registry.New(outbox.Notifying(regStore, relay))
 	if err := registry.LoadSeeds(t.Context(), reg, seeds.FS); err != nil {
 		t.Fatal(err)

@@ -2,19 +2,14 @@ package registry
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
 	"github.com/carbondesk/carbondesk/internal/events"
@@ -51,37 +46,12 @@ func TestComponent(t *testing.T) {
 	testenv.Stream(t, js, Name)
 	st := testenv.RedisStore(t)
 	relay := outbox.New(st, js, log, outbox.Options{})
-	relayCtx, stopRelay := context.WithCancel(context.Background())
-	relayDone := make(chan error, 1)
-	go func() { relayDone <- relay.Run(relayCtx) }()
-	t.Cleanup(func() {
-		stopRelay()
-		if err := <-relayDone; err != nil {
-			t.Errorf("relay: %v", err)
-		}
-	})
+	testenv.Background(t, "relay", relay.Run)
 
 	// The service on a real server.
 	srv := grpcx.New(log, grpcx.Options{Unary: []grpc.UnaryServerInterceptor{testActor}})
 	New(outbox.Notifying(st, relay), WithLogger(log)).Register(srv.Server)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	t.Cleanup(func() {
-		srv.Stop(5 * time.Second)
-		if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
-	client := registryv1.NewRegistryServiceClient(cc)
+	client := registryv1.NewRegistryServiceClient(testenv.ServeGRPC(t, srv))
 	ctx = metadata.AppendToOutgoingContext(ctx, actorHeader, "staff-zhou")
 
 	// Every change, through the client.
@@ -124,17 +94,17 @@ func TestComponent(t *testing.T) {
 
 	// Errors keep their codes and field violations over the wire.
 	_, err = client.ApproveInstitution(ctx, &registryv1.ApproveInstitutionRequest{Id: b.GetInstitution().GetId(), Reason: "second thoughts"})
-	wantStatus(t, err, codes.FailedPrecondition, "institution "+b.GetInstitution().GetId()+" is REJECTED; only PENDING institutions can be approved")
+	testenv.WantStatus(t, err, codes.FailedPrecondition, "institution "+b.GetInstitution().GetId()+" is REJECTED; only PENDING institutions can be approved")
 	_, err = client.UpdateInstitution(ctx, &registryv1.UpdateInstitutionRequest{Id: id, Version: 1, Institution: &registryv1.Institution{NameEn: "Late"}})
-	wantStatus(t, err, codes.Aborted, "version 1 is stale; the institution is at version 5; read it again")
+	testenv.WantStatus(t, err, codes.Aborted, "version 1 is stale; the institution is at version 5; read it again")
 	_, err = client.RegisterInstitution(ctx, req)
-	wantStatus(t, err, codes.AlreadyExists, "an institution with credit code "+req.GetCreditCode()+" is already registered (id "+id+")")
+	testenv.WantStatus(t, err, codes.AlreadyExists, "an institution with credit code "+req.GetCreditCode()+" is already registered (id "+id+")")
 	_, err = client.GetInstitution(ctx, &registryv1.GetInstitutionRequest{Id: "01JNOSUCH"})
-	wantStatus(t, err, codes.NotFound, `institution "01JNOSUCH" not found`)
+	testenv.WantStatus(t, err, codes.NotFound, `institution "01JNOSUCH" not found`)
 	bad := validRequest(t)
 	bad.CreditCode, bad.Contact.Email = "91420106MA4K00010H", "nobody"
 	_, err = client.RegisterInstitution(ctx, bad)
-	if got := badRequestFields(err); !cmp.Equal(got, []string{"credit_code", "contact.email"}) {
+	if got := testenv.FieldViolations(err); !cmp.Equal(got, []string{"credit_code", "contact.email"}) {
 		t.Errorf("register with a bad code and email: %v; fields %v", err, got)
 	}
 
@@ -177,25 +147,4 @@ func TestComponent(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("REGISTRY stream (-want +got):\n%s", diff)
 	}
-}
-
-func wantStatus(t *testing.T, err error, c codes.Code, msg string) {
-	t.Helper()
-	st, _ := status.FromError(err)
-	if st.Code() != c || st.Message() != msg {
-		t.Errorf("status %v %q, want %v %q", st.Code(), st.Message(), c, msg)
-	}
-}
-
-// badRequestFields are the field violations in a status's details.
-func badRequestFields(err error) []string {
-	var fields []string
-	for _, d := range status.Convert(err).Details() {
-		if br, ok := d.(*errdetails.BadRequest); ok {
-			for _, fv := range br.GetFieldViolations() {
-				fields = append(fields, fv.GetField())
-			}
-		}
-	}
-	return fields
 }

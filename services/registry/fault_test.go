@@ -3,13 +3,10 @@ package registry
 import (
 	"context"
 	"log/slog"
-	"net"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
@@ -35,18 +32,7 @@ func TestRedisAway(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	srv := grpcx.New(log, grpcx.Options{})
 	New(redisstore.New(rdb, "carbondesk:{registry}"), WithLogger(log)).Register(srv.Server)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(func() { srv.Stop(5 * time.Second) })
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
-	client := registryv1.NewRegistryServiceClient(cc)
+	client := registryv1.NewRegistryServiceClient(testenv.ServeGRPC(t, srv))
 
 	call := func(deadline time.Duration, fn func(ctx context.Context) error) (time.Duration, error) {
 		ctx, cancel := context.WithTimeout(t.Context(), deadline)

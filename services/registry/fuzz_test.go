@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
@@ -118,22 +117,6 @@ func callerCtx(ctx context.Context, sel uint8, owner string) (context.Context, a
 	return auth.WithCaller(ctx, c), c, k.role == auth.Staff || c.Org == owner
 }
 
-// wire returns req as the server would receive it: marshalled by a client
-// and unmarshalled by gRPC. What cannot cross the wire (a proto3 string
-// that is not UTF-8) never reaches a handler, so the input is skipped.
-func wire[M proto.Message](t *testing.T, req M) M {
-	t.Helper()
-	b, err := proto.Marshal(req)
-	if err != nil {
-		t.Skipf("not sendable: %v", err)
-	}
-	out := req.ProtoReflect().New().Interface().(M)
-	if err := proto.Unmarshal(b, out); err != nil {
-		t.Fatalf("a marshalled request does not unmarshal: %v", err)
-	}
-	return out
-}
-
 // wantCodes fails unless err maps to one of the codes.
 func wantCodes(t *testing.T, err error, ok ...codes.Code) codes.Code {
 	t.Helper()
@@ -189,7 +172,7 @@ func FuzzUpdateInstitution(f *testing.F) {
 		if mask != "" {
 			req.UpdateMask = &fieldmaskpb.FieldMask{Paths: strings.Split(mask, ",")}
 		}
-		resp, err := w.s.UpdateInstitution(ctx, wire(t, req))
+		resp, err := w.s.UpdateInstitution(ctx, testenv.Wire(t, req))
 		got := wantCodes(t, err, codes.OK, codes.InvalidArgument, codes.NotFound, codes.Aborted, codes.PermissionDenied)
 		if before != nil && !owns && (got == codes.OK || got == codes.Aborted) {
 			t.Fatalf("%s of another organisation: update answered %s; want NotFound", caller.Role, got)
@@ -258,7 +241,7 @@ func FuzzListInstitutions(f *testing.F) {
 			Kind: registryv1.InstitutionKind(kind), Tier: registryv1.Tier(tier), Zone: registryv1.Zone(zone),
 			State: registryv1.InstitutionState(state),
 		}
-		resp, err := w.s.ListInstitutions(ctx, wire(t, req))
+		resp, err := w.s.ListInstitutions(ctx, testenv.Wire(t, req))
 		if wantCodes(t, err, codes.OK, codes.InvalidArgument) != codes.OK {
 			return
 		}
@@ -312,7 +295,7 @@ func FuzzGetInstitution(f *testing.F) {
 			owner = before.CreditCode
 		}
 		ctx, caller, owns := callerCtx(t.Context(), callerSel, owner)
-		resp, err := w.s.GetInstitution(ctx, wire(t, &registryv1.GetInstitutionRequest{Id: id}))
+		resp, err := w.s.GetInstitution(ctx, testenv.Wire(t, &registryv1.GetInstitutionRequest{Id: id}))
 		if wantCodes(t, err, codes.OK, codes.InvalidArgument, codes.NotFound) != codes.OK {
 			if before != nil && (owns || before.State == StateActive) {
 				t.Fatalf("%s may see %s institution %s, but got %v", caller.Role, before.State, id, err)
@@ -366,19 +349,19 @@ func FuzzReview(f *testing.F) {
 		switch a {
 		case ActionApprove:
 			var r *registryv1.ApproveInstitutionResponse
-			r, err = w.s.ApproveInstitution(ctx, wire(t, &registryv1.ApproveInstitutionRequest{Id: id, Reason: reason, Version: version}))
+			r, err = w.s.ApproveInstitution(ctx, testenv.Wire(t, &registryv1.ApproveInstitutionRequest{Id: id, Reason: reason, Version: version}))
 			got = r.GetInstitution()
 		case ActionReject:
 			var r *registryv1.RejectInstitutionResponse
-			r, err = w.s.RejectInstitution(ctx, wire(t, &registryv1.RejectInstitutionRequest{Id: id, Reason: reason, Version: version}))
+			r, err = w.s.RejectInstitution(ctx, testenv.Wire(t, &registryv1.RejectInstitutionRequest{Id: id, Reason: reason, Version: version}))
 			got = r.GetInstitution()
 		case ActionSuspend:
 			var r *registryv1.SuspendInstitutionResponse
-			r, err = w.s.SuspendInstitution(ctx, wire(t, &registryv1.SuspendInstitutionRequest{Id: id, Reason: reason, Version: version}))
+			r, err = w.s.SuspendInstitution(ctx, testenv.Wire(t, &registryv1.SuspendInstitutionRequest{Id: id, Reason: reason, Version: version}))
 			got = r.GetInstitution()
 		case ActionReinstate:
 			var r *registryv1.ReinstateInstitutionResponse
-			r, err = w.s.ReinstateInstitution(ctx, wire(t, &registryv1.ReinstateInstitutionRequest{Id: id, Reason: reason, Version: version}))
+			r, err = w.s.ReinstateInstitution(ctx, testenv.Wire(t, &registryv1.ReinstateInstitutionRequest{Id: id, Reason: reason, Version: version}))
 			got = r.GetInstitution()
 		}
 		c := wantCodes(t, err, codes.OK, codes.InvalidArgument, codes.NotFound, codes.FailedPrecondition, codes.Aborted, codes.PermissionDenied)

@@ -15,7 +15,6 @@ import (
 	"github.com/carbondesk/carbondesk/internal/errs"
 	"github.com/carbondesk/carbondesk/internal/events"
 	"github.com/carbondesk/carbondesk/internal/store"
-	"github.com/carbondesk/carbondesk/internal/testenv"
 )
 
 // t0 is the tests' clock start.
@@ -40,17 +39,6 @@ func newTestServer(t *testing.T, st store.Store) (*Server, *clock) {
 	t.Helper()
 	c := &clock{now: t0}
 	return New(st, WithClock(c.Now)), c
-}
-
-// eachStore runs fn against every store adapter, in parallel subtests.
-func eachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
-	t.Helper()
-	for name, open := range testenv.Stores(t) {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			fn(t, open(t))
-		})
-	}
 }
 
 // staff is the actor of the tests' review calls.

@@ -17,6 +17,7 @@ import (
 	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
 	"github.com/carbondesk/carbondesk/internal/paging"
 	"github.com/carbondesk/carbondesk/internal/store"
+	"github.com/carbondesk/carbondesk/internal/testenv"
 )
 
 // TestListPaging registers a few hundred institutions and pages through
@@ -46,7 +47,7 @@ func TestListPaging(t *testing.T) {
 		}
 		return StateActive
 	}
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		s, _ := newTestServer(t, st)
 		rows := make([]row, n)
 		var wg sync.WaitGroup
@@ -233,7 +234,7 @@ func TestLoadSeeds(t *testing.T) {
 		t.Errorf("%d seeds, want about 40", len(file.Institutions))
 	}
 
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		s, _ := newTestServer(t, st)
 		if err := LoadSeeds(t.Context(), s, fsys); err != nil {
 			t.Fatalf("first load: %v", err)

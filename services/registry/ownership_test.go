@@ -9,6 +9,7 @@ import (
 	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
 	"github.com/carbondesk/carbondesk/internal/auth"
 	"github.com/carbondesk/carbondesk/internal/store"
+	"github.com/carbondesk/carbondesk/internal/testenv"
 )
 
 // TestUpdateOwnership: an update of another organisation's institution
@@ -17,7 +18,7 @@ import (
 // the institution exists, and its version.
 func TestUpdateOwnership(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		s, _ := newTestServer(t, st)
 		for _, state := range []State{StatePending, StateActive, StateSuspended, StateRejected} {
 			in := reviewTo(t, s, state)

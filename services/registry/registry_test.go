@@ -20,6 +20,7 @@ import (
 	"github.com/carbondesk/carbondesk/internal/events"
 	"github.com/carbondesk/carbondesk/internal/protoenum"
 	"github.com/carbondesk/carbondesk/internal/store"
+	"github.com/carbondesk/carbondesk/internal/testenv"
 )
 
 func TestServiceName(t *testing.T) {
@@ -85,7 +86,7 @@ func TestReview(t *testing.T) {
 		{StateSuspended, ActionSuspend, State{}, "is SUSPENDED; only ACTIVE institutions can be suspended"},
 		{StateSuspended, ActionReinstate, StateActive, ""},
 	}
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		for _, tt := range tests {
 			t.Run(tt.from.String()+"/"+tt.action.String(), func(t *testing.T) {
 				t.Parallel()
@@ -162,7 +163,7 @@ func cloneInst(in *registryv1.Institution) *registryv1.Institution {
 
 func TestReviewRules(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		s, _ := newTestServer(t, st)
 		ctx := staffCtx(t)
 		in := register(t, s, validRequest(t))
@@ -204,7 +205,7 @@ func TestReviewRules(t *testing.T) {
 
 func TestRegister(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		s, _ := newTestServer(t, st)
 		req := validRequest(t)
 		req.CreditCode = "９１４２０１０６－ＭＡ４Ｋ－０００１０ｇ"
@@ -247,7 +248,7 @@ func TestRegister(t *testing.T) {
 
 func TestRegisterDuplicateCode(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		s, _ := newTestServer(t, st)
 		first := register(t, s, validRequest(t))
 		code0 := first.GetCreditCode()
@@ -331,7 +332,7 @@ func TestRegisterValidation(t *testing.T) {
 			r.Licences = []*registryv1.Licence{{Name: "金融许可证", Number: "1"}, {Number: "2"}, {Name: "金融许可证", Number: "1"}}
 		}, []string{"licences[1].name", "licences[2]"}, "is required"},
 	}
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		s, _ := newTestServer(t, st)
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -465,7 +466,7 @@ func TestUpdate(t *testing.T) {
 			fields: []string{"institution.kind"},
 		},
 	}
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		s, _ := newTestServer(t, st)
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -502,7 +503,7 @@ func TestUpdate(t *testing.T) {
 
 func TestUpdateStaleVersion(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		s, _ := newTestServer(t, st)
 		in := register(t, s, validRequest(t))
 		upd := func(version int64, name string) error {
@@ -542,7 +543,7 @@ func TestUpdateStaleVersion(t *testing.T) {
 
 func TestStats(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		s, _ := newTestServer(t, st)
 		empty, err := s.GetRegistryStats(t.Context(), &registryv1.GetRegistryStatsRequest{})
 		if err != nil {
@@ -609,7 +610,7 @@ func TestStats(t *testing.T) {
 // internal error, never the caller's InvalidArgument.
 func TestStoredDataIsOurs(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		s, _ := newTestServer(t, st)
 		data, err := gproto.Marshal(&registryv1.Institution{Id: "01JBAD", State: 99})
 		if err != nil {

@@ -2,20 +2,14 @@ package talent
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
 	talentv1 "github.com/carbondesk/carbondesk/gen/carbondesk/talent/v1"
@@ -24,24 +18,6 @@ import (
 	"github.com/carbondesk/carbondesk/internal/testenv"
 	"github.com/carbondesk/carbondesk/services/registry"
 )
-
-// Headers standing in for a verified token in this test: the interceptor
-// below puts the caller they name into the context, as auth's guard does.
-const (
-	roleHeader = "x-test-role"
-	orgHeader  = "x-test-org"
-)
-
-func testCaller(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(roleHeader)) > 0 {
-		c := auth.Caller{Subject: "test-" + md.Get(roleHeader)[0], Role: auth.Role(md.Get(roleHeader)[0])}
-		if orgs := md.Get(orgHeader); len(orgs) > 0 {
-			c.Org = orgs[0]
-		}
-		ctx = auth.WithCaller(ctx, c)
-	}
-	return handler(ctx, req)
-}
 
 // TestComponent runs the talent base as production does (a real gRPC
 // server with the platform's interceptors, the Redis store, the outbox
@@ -57,29 +33,12 @@ func TestComponent(t *testing.T) {
 	defer cancel()
 	e := startFeed(t, testenv.RedisStore(t))
 
-	srv := grpcx.New(slog.New(slog.DiscardHandler), grpcx.Options{Unary: []grpc.UnaryServerInterceptor{testCaller}})
+	// A real server; the callers' headers stand in for verified tokens.
+	srv := grpcx.New(slog.New(slog.DiscardHandler), grpcx.Options{Unary: []grpc.UnaryServerInterceptor{testenv.CallerInterceptor}})
 	e.s.Register(srv.Server)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	t.Cleanup(func() {
-		srv.Stop(5 * time.Second)
-		if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
+	cc := testenv.ServeGRPC(t, srv)
 	client := talentv1.NewTalentServiceClient(cc)
-	as := func(role auth.Role, org string) context.Context {
-		return metadata.AppendToOutgoingContext(ctx, roleHeader, string(role), orgHeader, org)
-	}
+	as := func(role auth.Role, org string) context.Context { return testenv.AsCaller(ctx, role, org) }
 	code, ent := newOrg(), newOrg()
 	bank, firm := as(auth.Institution, code), as(auth.Enterprise, ent)
 
@@ -138,12 +97,12 @@ func TestComponent(t *testing.T) {
 		t.Fatalf("registering again: %v, %v", again.GetRegistration(), err)
 	}
 	_, err = client.RegisterForEvent(firm, &talentv1.RegisterForEventRequest{EventId: id, Attendee: &talentv1.Attendee{TalentId: p.GetTalent().GetId()}})
-	wantStatus(t, err, codes.AlreadyExists, "talent "+p.GetTalent().GetId()+" is already registered for event "+id+"; one registration per person")
+	testenv.WantStatus(t, err, codes.AlreadyExists, "talent "+p.GetTalent().GetId()+" is already registered for event "+id+"; one registration per person")
 	if _, err := client.UpdateEvent(bank, &talentv1.UpdateEventRequest{Id: id, Version: 2, Event: &talentv1.Event{Capacity: 2}}); err != nil {
 		t.Fatalf("UpdateEvent: %v", err)
 	}
 	_, err = client.UpdateEvent(bank, &talentv1.UpdateEventRequest{Id: id, Version: 1, Event: &talentv1.Event{TitleEn: "Late"}})
-	wantStatus(t, err, codes.Aborted, "version 1 of event "+id+" is stale; it is at version 3; read it again")
+	testenv.WantStatus(t, err, codes.Aborted, "version 1 of event "+id+" is stale; it is at version 3; read it again")
 
 	// At the door: the host checks the talent in; its hours are credited.
 	e.clock.set(ev.GetStartTime().AsTime())
@@ -157,13 +116,13 @@ func TestComponent(t *testing.T) {
 
 	// Errors keep their codes over the wire.
 	_, err = client.CheckIn(firm, &talentv1.CheckInRequest{Id: again.GetRegistration().GetId()})
-	wantStatus(t, err, codes.PermissionDenied, "only the event's host or district staff record attendance")
+	testenv.WantStatus(t, err, codes.PermissionDenied, "only the event's host or district staff record attendance")
 	_, err = client.GetTalent(as(auth.Enterprise, newOrg()), &talentv1.GetTalentRequest{Id: p.GetTalent().GetId()})
-	wantStatus(t, err, codes.NotFound, `talent "`+p.GetTalent().GetId()+`" not found`)
+	testenv.WantStatus(t, err, codes.NotFound, `talent "`+p.GetTalent().GetId()+`" not found`)
 	bad := validEvent(10)
 	bad.Capacity, bad.TrainingHours = 0, -1
 	_, err = client.CreateEvent(bank, &talentv1.CreateEventRequest{Event: bad})
-	if got := badRequestFields(err); !cmp.Equal(got, []string{"event.capacity", "event.training_hours"}) {
+	if got := testenv.FieldViolations(err); !cmp.Equal(got, []string{"event.capacity", "event.training_hours"}) {
 		t.Errorf("create with bad capacity and hours: %v; fields %v", err, got)
 	}
 
@@ -185,24 +144,4 @@ func TestComponent(t *testing.T) {
 	if ServiceName != talentv1.TalentService_ServiceDesc.ServiceName {
 		t.Errorf("ServiceName %q, generated %q", ServiceName, talentv1.TalentService_ServiceDesc.ServiceName)
 	}
-}
-
-func wantStatus(t *testing.T, err error, c codes.Code, msg string) {
-	t.Helper()
-	st, _ := status.FromError(err)
-	if st.Code() != c || st.Message() != msg {
-		t.Errorf("status %v %q, want %v %q", st.Code(), st.Message(), c, msg)
-	}
-}
-
-func badRequestFields(err error) []string {
-	var fields []string
-	for _, d := range status.Convert(err).Details() {
-		if br, ok := d.(*errdetails.BadRequest); ok {
-			for _, fv := range br.GetFieldViolations() {
-				fields = append(fields, fv.GetField())
-			}
-		}
-	}
-	return fields
 }

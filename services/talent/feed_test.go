@@ -2,7 +2,6 @@ package talent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -44,19 +43,8 @@ func startFeed(t *testing.T, st store.Store) *feedEnv {
 		c.RetryDelays = []time.Duration{50 * time.Millisecond}
 		c.AckWait = 5 * time.Second
 	}), WithPolicy(Policy{SweepEvery: 20 * time.Millisecond}))
-	ctx, cancel := context.WithCancel(context.Background())
-	relayDone, runDone := make(chan error, 1), make(chan error, 1)
-	go func() { relayDone <- relay.Run(ctx) }()
-	go func() { runDone <- e.s.Run(ctx, js) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-runDone; err != nil {
-			t.Errorf("run: %v", err)
-		}
-		if err := <-relayDone; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("relay: %v", err)
-		}
-	})
+	testenv.Background(t, "relay", relay.Run)
+	testenv.Background(t, "run", func(ctx context.Context) error { return e.s.Run(ctx, js) })
 	return &feedEnv{env: e, js: js}
 }
 
@@ -65,13 +53,7 @@ func startFeed(t *testing.T, st store.Store) *feedEnv {
 // redelivery the stream does not drop.
 func (e *feedEnv) publish(t *testing.T, subject string, in *registryv1.Institution) {
 	t.Helper()
-	ev, err := events.New(subject, in.GetId(), in.GetVersion(), events.Actor{Subject: "staff-zhou", Role: "staff"}, time.Now(), in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.js.Publish(t.Context(), subject, ev.Data, jetstream.WithMsgID(ev.ID)); err != nil {
-		t.Fatalf("publish %s: %v", subject, err)
-	}
+	testenv.PublishEvent(t, e.js, subject, in.GetId(), in.GetVersion(), in)
 }
 
 // view waits until the view of id is at version v.
@@ -118,7 +100,7 @@ func (e *feedEnv) eventChanges(t *testing.T, id string) []string {
 // the deadline on its own.
 func TestInstitutionFeed(t *testing.T) {
 	t.Parallel()
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		e := startFeed(t, st)
 		reg := &registryv1.Institution{Id: "01JINSTFEED00000000000001", CreditCode: newOrg(), NameZh: "楚江碳金融银行",
 			Kind: registryv1.InstitutionKind_INSTITUTION_KIND_BANK, State: pendingSt, Version: 1}

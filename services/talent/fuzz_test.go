@@ -106,22 +106,6 @@ func (w *fuzzWorld) fuzzCaller(sel uint8) (context.Context, auth.Caller) {
 	return auth.WithCaller(context.Background(), c), c
 }
 
-// wire returns req as the server would receive it: marshalled by a client
-// and unmarshalled by gRPC. What cannot cross the wire (a proto3 string
-// that is not UTF-8) never reaches a handler, so the input is skipped.
-func wire[M proto.Message](t *testing.T, req M) M {
-	t.Helper()
-	b, err := proto.Marshal(req)
-	if err != nil {
-		t.Skipf("not sendable: %v", err)
-	}
-	out := req.ProtoReflect().New().Interface().(M)
-	if err := proto.Unmarshal(b, out); err != nil {
-		t.Fatalf("a marshalled request does not unmarshal: %v", err)
-	}
-	return out
-}
-
 // wantCodes fails unless err maps to one of the codes.
 func wantCodes(t *testing.T, err error, ok ...codes.Code) codes.Code {
 	t.Helper()
@@ -288,7 +272,7 @@ func FuzzCreateEvent(f *testing.F) {
 		fe := fuzzEvent{titleZh, titleEn, kind, zone, startSecs, lengthSecs, deadlineSecs, venue, capacity, hours, cats, secs, jobs, hasDeadline, hasTopics}
 		ev := fe.proto(w.clock.Now())
 		ev.HostInstitutionId = pick([]string{"", w.active.ID, w.suspended.ID}, hostSel, fuzzedHost)
-		resp, err := w.s.CreateEvent(ctx, wire(t, &talentv1.CreateEventRequest{Event: ev}))
+		resp, err := w.s.CreateEvent(ctx, testenv.Wire(t, &talentv1.CreateEventRequest{Event: ev}))
 		if wantCodes(t, err, codes.OK, codes.InvalidArgument, codes.PermissionDenied, codes.FailedPrecondition) != codes.OK {
 			return
 		}
@@ -341,7 +325,7 @@ func FuzzUpdateEvent(f *testing.F) {
 		if mask != "" {
 			req.UpdateMask = &fieldmaskpb.FieldMask{Paths: strings.Split(mask, ",")}
 		}
-		resp, err := w.s.UpdateEvent(ctx, wire(t, req))
+		resp, err := w.s.UpdateEvent(ctx, testenv.Wire(t, req))
 		got := wantCodes(t, err, codes.OK, codes.InvalidArgument, codes.NotFound, codes.Aborted, codes.FailedPrecondition)
 		after := w.stored(t, id)
 		if got != codes.OK {
@@ -386,7 +370,7 @@ func FuzzRegisterForEvent(f *testing.F) {
 		id := pick(w.events, eventSel, fuzzedID)
 		a := &talentv1.Attendee{Name: name, Organization: org, Role: role, Phone: phone, Email: email, TalentId: pick(w.talents, talentSel, "")}
 		before := w.stored(t, id)
-		resp, err := w.s.RegisterForEvent(ctx, wire(t, &talentv1.RegisterForEventRequest{EventId: id, Attendee: a}))
+		resp, err := w.s.RegisterForEvent(ctx, testenv.Wire(t, &talentv1.RegisterForEventRequest{EventId: id, Attendee: a}))
 		got := wantCodes(t, err, codes.OK, codes.InvalidArgument, codes.NotFound, codes.FailedPrecondition, codes.AlreadyExists)
 		after := w.stored(t, id)
 		if got != codes.OK {
@@ -434,16 +418,16 @@ func FuzzRegistrationActions(f *testing.F) {
 		switch action % 3 {
 		case 0:
 			var resp *talentv1.CancelRegistrationResponse
-			resp, err = w.s.CancelRegistration(ctx, wire(t, &talentv1.CancelRegistrationRequest{Id: id, Version: version, Reason: reason}))
+			resp, err = w.s.CancelRegistration(ctx, testenv.Wire(t, &talentv1.CancelRegistrationRequest{Id: id, Version: version, Reason: reason}))
 			r = resp.GetRegistration()
 		case 1:
 			var resp *talentv1.CheckInResponse
-			resp, err = w.s.CheckIn(ctx, wire(t, &talentv1.CheckInRequest{Id: id, Version: version}))
+			resp, err = w.s.CheckIn(ctx, testenv.Wire(t, &talentv1.CheckInRequest{Id: id, Version: version}))
 			r = resp.GetRegistration()
 			ok = append(ok, codes.PermissionDenied)
 		default:
 			var resp *talentv1.CorrectAttendanceResponse
-			resp, err = w.s.CorrectAttendance(ctx, wire(t, &talentv1.CorrectAttendanceRequest{Id: id, Version: version, Attended: attended, Reason: reason}))
+			resp, err = w.s.CorrectAttendance(ctx, testenv.Wire(t, &talentv1.CorrectAttendanceRequest{Id: id, Version: version, Attended: attended, Reason: reason}))
 			r = resp.GetRegistration()
 			ok = append(ok, codes.PermissionDenied)
 		}
@@ -505,7 +489,7 @@ func FuzzListEvents(f *testing.F) {
 		if before != 0 {
 			req.StartBefore = &timestamppb.Timestamp{Seconds: before}
 		}
-		resp, err := w.s.ListEvents(ctx, wire(t, req))
+		resp, err := w.s.ListEvents(ctx, testenv.Wire(t, req))
 		if wantCodes(t, err, codes.OK, codes.InvalidArgument) != codes.OK {
 			return
 		}
@@ -537,7 +521,7 @@ func FuzzListRegistrations(f *testing.F) {
 		ctx, caller := w.fuzzCaller(callerSel)
 		req := &talentv1.ListRegistrationsRequest{EventId: pick(append([]string{""}, w.events...), eventSel, fuzzedEvent), PageSize: size,
 			PageToken: token, State: talentv1.RegistrationState(state), TalentId: pick(w.talents, talentSel, "")}
-		resp, err := w.s.ListRegistrations(ctx, wire(t, req))
+		resp, err := w.s.ListRegistrations(ctx, testenv.Wire(t, req))
 		if wantCodes(t, err, codes.OK, codes.InvalidArgument, codes.NotFound) != codes.OK {
 			return
 		}
@@ -576,7 +560,7 @@ func FuzzTalent(f *testing.F) {
 		for _, b := range certs {
 			p.Certifications = append(p.Certifications, &talentv1.Certification{JobType: talentv1.JobType(int8(b)), IssueTime: &timestamppb.Timestamp{Seconds: issueSecs}})
 		}
-		resp, err := w.s.CreateTalent(ctx, wire(t, &talentv1.CreateTalentRequest{Talent: p}))
+		resp, err := w.s.CreateTalent(ctx, testenv.Wire(t, &talentv1.CreateTalentRequest{Talent: p}))
 		if wantCodes(t, err, codes.OK, codes.InvalidArgument, codes.PermissionDenied) == codes.OK {
 			got := resp.GetTalent()
 			if caller.Role != auth.Staff && got.GetOrganizationCreditCode() != caller.Org || got.GetTotalHours() != 0 || got.GetVersion() != 1 {
@@ -598,7 +582,7 @@ func FuzzTalent(f *testing.F) {
 		if mask != "" {
 			req.UpdateMask = &fieldmaskpb.FieldMask{Paths: strings.Split(mask, ",")}
 		}
-		uresp, err := w.s.UpdateTalent(ctx, wire(t, req))
+		uresp, err := w.s.UpdateTalent(ctx, testenv.Wire(t, req))
 		code := wantCodes(t, err, codes.OK, codes.InvalidArgument, codes.NotFound, codes.Aborted, codes.PermissionDenied)
 		after, _ := w.s.getTalent(context.Background(), id)
 		if code != codes.OK {

@@ -212,7 +212,7 @@ func (s *Server) host(ctx context.Context, id string) (*Institution, error) {
 	if isCaller && !auth.Owns(ctx, in.CreditCode) {
 		return nil, errs.PermissionDenied("an institution hosts its own events only: institution %s is not your organisation", in.ID)
 	}
-	if !in.active() {
+	if !in.Active() {
 		return nil, errs.New(ErrHostNotActive, "institution %s is %s in the registry; only an ACTIVE institution hosts events", in.ID, key(in.State))
 	}
 	return in, nil
@@ -618,16 +618,16 @@ func (s *Server) PublishEvent(ctx context.Context, req *talentv1.PublishEventReq
 			if err != nil {
 				return err
 			}
-			if in == nil || !in.active() {
+			if in == nil || !in.Active() {
 				state := "unknown"
 				if in != nil {
 					state = key(in.State)
 				}
 				return errs.New(ErrHostNotActive, "the host institution %s is %s; only an ACTIVE institution publishes events", id, state)
 			}
-			fence, err := in.put()
+			fence, err := in.Put(kindInstitution)
 			if err != nil {
-				return err
+				return fmt.Errorf("talent: %w", err)
 			}
 			t.puts = append(t.puts, fence)
 		}

@@ -20,7 +20,6 @@ import (
 	"github.com/carbondesk/carbondesk/internal/errs"
 	"github.com/carbondesk/carbondesk/internal/events"
 	"github.com/carbondesk/carbondesk/internal/store"
-	"github.com/carbondesk/carbondesk/internal/testenv"
 	"github.com/carbondesk/carbondesk/services/registry"
 )
 
@@ -63,17 +62,6 @@ func newEnv(t testing.TB, st store.Store, opts ...Option) *env {
 	t.Helper()
 	c := &clock{now: t0}
 	return &env{s: New(st, append([]Option{WithClock(c.Now)}, opts...)...), st: st, clock: c}
-}
-
-// eachStore runs fn against every store adapter, in parallel subtests.
-func eachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
-	t.Helper()
-	for name, open := range testenv.Stores(t) {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			fn(t, open(t))
-		})
-	}
 }
 
 // staffCtx, instCtx and entCtx carry callers: district staff, an

@@ -2,7 +2,6 @@ package talent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -13,91 +12,41 @@ import (
 	talentv1 "github.com/carbondesk/carbondesk/gen/carbondesk/talent/v1"
 	"github.com/carbondesk/carbondesk/internal/consumer"
 	"github.com/carbondesk/carbondesk/internal/events"
+	"github.com/carbondesk/carbondesk/internal/instview"
 	"github.com/carbondesk/carbondesk/internal/store"
-	"github.com/carbondesk/carbondesk/services/registry"
 )
 
 // FeedDurable is the durable consumer that feeds the institution view.
 const FeedDurable = "talent-institutions"
 
-// termCode indexes the view by credit code, for callers named by their
-// organisation.
-const termCode = "code="
-
-// Institution is the talent service's view of a registry institution: what
-// it needs to decide who may host, and nothing else.
-type Institution struct {
-	ID         string                      `json:"id"`
-	CreditCode string                      `json:"credit_code"`
-	NameZh     string                      `json:"name_zh"`
-	State      registryv1.InstitutionState `json:"state"`
-	// Version is the registry's version of the institution the view holds.
-	Version int64 `json:"version"`
-
-	rec int64 // the view record's store version, for the publish fence
-}
-
-func (in *Institution) active() bool {
-	return in.State == registryv1.InstitutionState_INSTITUTION_STATE_ACTIVE
-}
-
-// put writes the view back, expecting the record version read: the fence
-// between publishing and the feed (see the package doc).
-func (in *Institution) put() (store.Put, error) {
-	data, err := json.Marshal(in)
-	if err != nil {
-		return store.Put{}, fmt.Errorf("talent: marshal institution view: %w", err)
-	}
-	return store.Put{Kind: kindInstitution, ID: in.ID, Expect: in.rec, Data: data, Index: []string{termCode + in.CreditCode}}, nil
-}
-
-func decodeInstitution(rec store.Record) (*Institution, error) {
-	in := &Institution{}
-	if err := json.Unmarshal(rec.Data, in); err != nil {
-		return nil, fmt.Errorf("talent: decode institution view %s: %w", rec.ID, err)
-	}
-	in.rec = rec.Version
-	return in, nil
-}
+// Institution is the talent service's view of a registry institution
+// (internal/instview): its state decides whether it may host, its name
+// goes on the events it hosts.
+type Institution = instview.View
 
 // institution reads the view of one institution; nil when the service has
 // none.
 func (s *Server) institution(ctx context.Context, id string) (*Institution, error) {
-	rec, err := s.st.Get(ctx, kindInstitution, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
+	in, err := instview.Get(ctx, s.st, kindInstitution, id)
 	if err != nil {
-		return nil, fmt.Errorf("talent: read institution %s: %w", id, err)
+		return nil, fmt.Errorf("talent: %w", err)
 	}
-	return decodeInstitution(rec)
+	return in, nil
 }
 
 // institutionByCode reads the view of the institution with a credit code;
 // nil when the service has none.
 func (s *Server) institutionByCode(ctx context.Context, code string) (*Institution, error) {
-	if code == "" {
-		return nil, nil
-	}
-	page, err := s.st.List(ctx, kindInstitution, store.Query{Index: termCode + code, Limit: 1})
+	in, err := instview.ByCode(ctx, s.st, kindInstitution, code)
 	if err != nil {
-		return nil, fmt.Errorf("talent: find institution %s: %w", code, err)
+		return nil, fmt.Errorf("talent: %w", err)
 	}
-	if len(page.Records) == 0 {
-		return nil, nil
-	}
-	return decodeInstitution(page.Records[0])
+	return in, nil
 }
 
 // FeedConfig is the consumer configuration the institution feed uses,
 // before WithFeedConfig's adjustments.
-func FeedConfig() consumer.Config {
-	return consumer.Config{
-		Stream:         events.StreamName(registry.Name),
-		Durable:        FeedDurable,
-		FilterSubjects: []string{registry.SubjectAll},
-	}
-}
+func FeedConfig() consumer.Config { return instview.FeedConfig(FeedDurable) }
 
 // RunInstitutionFeed keeps the institution view up to date from the
 // registry's events until ctx is done (then it returns nil). It waits for
@@ -113,15 +62,10 @@ func (s *Server) RunInstitutionFeed(ctx context.Context, js jetstream.JetStream)
 
 // handleInstitution applies one registry event to the view.
 func (s *Server) handleInstitution(ctx context.Context, d *consumer.Delivery) error {
-	msg := &registryv1.Institution{}
-	if err := d.Event.GetPayload().UnmarshalTo(msg); err != nil {
-		return fmt.Errorf("talent: registry event %s: payload: %w", d.Event.GetId(), err)
+	in, err := instview.FromEvent(d.Event)
+	if err != nil {
+		return fmt.Errorf("talent: %w", err)
 	}
-	if msg.GetId() != d.Event.GetEntityId() || msg.GetCreditCode() == "" {
-		return fmt.Errorf("talent: registry event %s: payload is institution %q (code %q), envelope names %q",
-			d.Event.GetId(), msg.GetId(), msg.GetCreditCode(), d.Event.GetEntityId())
-	}
-	in := &Institution{ID: msg.GetId(), CreditCode: msg.GetCreditCode(), NameZh: msg.GetNameZh(), State: msg.GetState(), Version: d.Event.GetEntityVersion()}
 	return s.applyInstitution(ctx, in)
 }
 
@@ -166,16 +110,12 @@ func (s *Server) writeView(ctx context.Context, in *Institution) (*Institution, 
 		if err != nil {
 			return nil, err
 		}
-		in.rec = 0
-		if old != nil {
-			if old.Version > in.Version {
-				return nil, nil
-			}
-			in.rec = old.rec
+		if !in.Replaces(old) {
+			return nil, nil
 		}
-		put, err := in.put()
+		put, err := in.Put(kindInstitution)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("talent: %w", err)
 		}
 		_, err = s.st.Apply(ctx, store.Batch{Puts: []store.Put{put}})
 		if err == nil || !errors.Is(err, store.ErrConflict) || attempt == viewAttempts {

@@ -10,6 +10,7 @@ import (
 
 	talentv1 "github.com/carbondesk/carbondesk/gen/carbondesk/talent/v1"
 	"github.com/carbondesk/carbondesk/internal/store"
+	"github.com/carbondesk/carbondesk/internal/testenv"
 )
 
 // TestHoursLedger: after check-ins, completions and a few hundred
@@ -17,7 +18,7 @@ import (
 // entries and their sum all equal the hours of the events it attended;
 // every change to the hours was published with the talent's new total.
 func TestHoursLedger(t *testing.T) {
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st)
 		host := e.host(t, active)
 		hours := []int32{8, 3, 0, 16}

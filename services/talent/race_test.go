@@ -14,6 +14,7 @@ import (
 	"github.com/carbondesk/carbondesk/internal/auth"
 	"github.com/carbondesk/carbondesk/internal/contact"
 	"github.com/carbondesk/carbondesk/internal/store"
+	"github.com/carbondesk/carbondesk/internal/testenv"
 )
 
 // TestRegistrationRace: 1,000 people register at once for 100 seats, each
@@ -27,7 +28,7 @@ import (
 // (and 25 of those cancellations sent twice): exactly 50 promotions, to
 // the first 50 of the waitlist, each with one event.
 func TestRegistrationRace(t *testing.T) {
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		const (
 			seats  = 100
 			people = 1000

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/carbondesk/carbondesk/internal/auth"
 	"github.com/carbondesk/carbondesk/internal/errs"
 	"github.com/carbondesk/carbondesk/internal/events"
+	"github.com/carbondesk/carbondesk/internal/instview"
 	"github.com/carbondesk/carbondesk/internal/protoenum"
 	"github.com/carbondesk/carbondesk/internal/store"
 	"github.com/carbondesk/carbondesk/services/registry"
@@ -205,31 +205,15 @@ func (s *Server) seedTalent(ctx context.Context, sd seedTalent, now time.Time) (
 func (s *Server) awaitHosts(ctx context.Context, need map[string]bool) (map[string]*Institution, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.seedWait)
 	defer cancel()
-	views := map[string]*Institution{}
-	for {
-		var missing []string
-		for code := range need {
-			in, err := s.institutionByCode(ctx, code)
-			if err != nil && ctx.Err() == nil {
-				return nil, err
-			}
-			if in == nil || !in.active() {
-				missing = append(missing, code)
-				continue
-			}
-			views[code] = in
-		}
-		if len(missing) == 0 {
-			return views, nil
-		}
-		select {
-		case <-ctx.Done():
-			slices.Sort(missing)
-			return nil, fmt.Errorf("the talent base's view lacks (or does not yet hold ACTIVE) %d hosts (%s) after %s: are the registry's seeds loaded, its outbox relay and the talent feed running?",
-				len(missing), strings.Join(missing, ", "), s.seedWait)
-		case <-time.After(50 * time.Millisecond):
-		}
+	views, missing, err := instview.Await(ctx, s.st, kindInstitution, need, 50*time.Millisecond)
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("the talent base's view lacks (or does not yet hold ACTIVE) %d hosts (%s) after %s: are the registry's seeds loaded, its outbox relay and the talent feed running?",
+			len(missing), strings.Join(missing, ", "), s.seedWait)
 	}
+	if err != nil {
+		return nil, fmt.Errorf("talent: %w", err)
+	}
+	return views, nil
 }
 
 // seedClock is a clock a seed sets, moving a second per reading so every

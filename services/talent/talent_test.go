@@ -47,7 +47,7 @@ func briefs(rs []*talentv1.Registration) []brief {
 // or e-mail; a cancelled seat goes to the first waitlisted at once, with
 // its event; a person who cancelled may register again, at the end.
 func TestWaitlistAndPromotion(t *testing.T) {
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st)
 		ev := e.published(t, nil, capacity(2))
 		ent := newOrg()
@@ -165,7 +165,7 @@ func TestRegistrationCloses(t *testing.T) {
 // batches; the people's keys are released; an event with attendance
 // recorded is not cancelled.
 func TestCancelEventCancelsEveryRegistration(t *testing.T) {
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st)
 		ev := e.published(t, nil, capacity(150))
 		const n = 2*drainChunk + 50
@@ -239,7 +239,7 @@ func TestSweepFinishesACancellation(t *testing.T) {
 // but text after the start are refused; a stale version is Aborted; fixed
 // fields in the mask are InvalidArgument.
 func TestUpdateEvent(t *testing.T) {
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st)
 		ev := e.published(t, nil, capacity(1))
 		var regs []*talentv1.Registration
@@ -498,7 +498,7 @@ func TestEventAccess(t *testing.T) {
 // open; drafts and events under way are not flagged; the suspended host
 // publishes nothing; reinstatement clears the flags.
 func TestSuspendedHost(t *testing.T) {
-	eachStore(t, func(t *testing.T, st store.Store) {
+	testenv.EachStore(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st)
 		host := e.host(t, active)
 		pub := e.published(t, host)
@@ -575,10 +575,10 @@ func TestPublishFence(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if !in.active() { // what PublishEvent checks
+		if !in.Active() { // what PublishEvent checks
 			return errs.New(ErrHostNotActive, "host %s is %s", in.ID, key(in.State))
 		}
-		fence, err := in.put()
+		fence, err := in.Put(kindInstitution)
 		if err != nil {
 			return err
 		}
