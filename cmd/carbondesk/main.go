@@ -6,10 +6,13 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -51,24 +54,7 @@ seeds/ on first start. --redis and --nats point it at external servers instead.`
 			cfg.Seed = !noSeed
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return app.Run(ctx, cfg, log, func(r app.Ready) {
-				fmt.Fprintf(cmd.OutOrStdout(), "CarbonDesk ready in %s\n  gRPC     %s\n", r.Took.Round(1e6), r.GRPCAddr)
-				if r.HTTPAddr != "" {
-					fmt.Fprintf(cmd.OutOrStdout(), "  console  http://%s/\n  REST     http://%s/v1/ (OpenAPI at /openapi.json)\n", r.HTTPAddr, r.HTTPAddr)
-				}
-				if r.Embedded {
-					nats := "embedded, in-process (no port; --nats-listen to expose it)"
-					if r.NATSURL != "" {
-						nats = "embedded, " + r.NATSURL
-					}
-					fmt.Fprintf(cmd.OutOrStdout(), "  NATS     %s\n", nats)
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "  store    %s (data folder %s)\n", r.StoreKind, cfg.DataDir)
-				if r.DevTokens {
-					fmt.Fprintf(cmd.OutOrStdout(), "  tokens   development key; mint one: carbondesk token --data %s --role staff\n", cfg.DataDir)
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), "Press Ctrl-C to stop.")
-			})
+			return app.Run(ctx, cfg, log, func(r app.Ready) { printReady(cmd.OutOrStdout(), cfg, r) })
 		},
 	}
 	f := cmd.Flags()
@@ -86,8 +72,38 @@ seeds/ on first start. --redis and --nats point it at external servers instead.`
 	f.IntVar(&cfg.WriteBurst, "write-burst", cfg.WriteBurst, "burst of write calls allowed per caller")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	cmd.AddCommand(newTokenCmd(), newGatewayCmd())
+	f.StringVar(&cfg.MetricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9090; default: none)")
+	cmd.AddCommand(newTokenCmd(), newGatewayCmd(), newServeCmd())
+	// Client verbs and 'seed' (client*.go, seed.go): they talk to a running desk over gRPC.
+	cmd.AddCommand(clientCommands()...)
 	return cmd
+}
+
+// printReady tells the user where the started process listens.
+func printReady(w io.Writer, cfg app.Config, r app.Ready) {
+	if len(cfg.Services) == 0 {
+		fmt.Fprintf(w, "CarbonDesk ready in %s\n  gRPC     %s\n", r.Took.Round(time.Millisecond), r.GRPCAddr)
+	} else {
+		fmt.Fprintf(w, "CarbonDesk %s ready in %s\n  gRPC     %s\n", strings.Join(r.Services, ", "), r.Took.Round(time.Millisecond), r.GRPCAddr)
+	}
+	if r.HTTPAddr != "" {
+		fmt.Fprintf(w, "  console  http://%s/\n  REST     http://%s/v1/ (OpenAPI at /openapi.json)\n", r.HTTPAddr, r.HTTPAddr)
+	}
+	if r.MetricsAddr != "" {
+		fmt.Fprintf(w, "  metrics  http://%s/metrics\n", r.MetricsAddr)
+	}
+	if r.Embedded {
+		nats := "embedded, in-process (no port; --nats-listen to expose it)"
+		if r.NATSURL != "" {
+			nats = "embedded, " + r.NATSURL
+		}
+		fmt.Fprintf(w, "  NATS     %s\n", nats)
+	}
+	fmt.Fprintf(w, "  store    %s (data folder %s)\n", r.StoreKind, cfg.DataDir)
+	if r.DevTokens {
+		fmt.Fprintf(w, "  tokens   development key; mint one: carbondesk token --data %s --role staff\n", cfg.DataDir)
+	}
+	fmt.Fprintln(w, "Press Ctrl-C to stop.")
 }
 
 func newLogger(format, level string) (*slog.Logger, error) {

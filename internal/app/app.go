@@ -18,35 +18,30 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/carbondesk/carbondesk/internal/auth"
-	"github.com/carbondesk/carbondesk/internal/consumer"
-	"github.com/carbondesk/carbondesk/internal/events"
 	"github.com/carbondesk/carbondesk/internal/grpcx"
+	"github.com/carbondesk/carbondesk/internal/lease"
 	"github.com/carbondesk/carbondesk/internal/natsx"
-	"github.com/carbondesk/carbondesk/internal/outbox"
 	"github.com/carbondesk/carbondesk/internal/store"
 	"github.com/carbondesk/carbondesk/internal/store/boltstore"
 	"github.com/carbondesk/carbondesk/internal/store/redisstore"
-	"github.com/carbondesk/carbondesk/seeds"
-	"github.com/carbondesk/carbondesk/services/catalog"
-	"github.com/carbondesk/carbondesk/services/matching"
-	"github.com/carbondesk/carbondesk/services/registry"
-	"github.com/carbondesk/carbondesk/services/talent"
 )
 
 // Ready describes a started process; Run passes it to the ready callback.
 type Ready struct {
-	GRPCAddr  string        // the address actually bound
-	HTTPAddr  string        // the gateway's address actually bound; empty without --http
-	NATSURL   string        // the embedded server's client URL, when it listens
-	Took      time.Duration // from Run's start to ready
-	Embedded  bool          // NATS embedded in the process
-	StoreKind string        // "bolt" or "redis"
-	DevTokens bool          // tokens are signed by the data folder's development key
+	GRPCAddr    string        // the address actually bound
+	HTTPAddr    string        // the gateway's address actually bound; empty without --http
+	MetricsAddr string        // the metrics endpoint's address; empty without --metrics
+	Services    []string      // the services this process runs
+	NATSURL     string        // the embedded server's client URL, when it listens
+	Took        time.Duration // from Run's start to ready
+	Embedded    bool          // NATS embedded in the process
+	StoreKind   string        // "bolt" or "redis"
+	DevTokens   bool          // tokens are signed by the data folder's development key
 }
 
-// Run starts every service and blocks until ctx is cancelled, then shuts
-// down in reverse order. ready, when not nil, is called once the gRPC
-// listener accepts calls.
+// Run starts the configured services (Config.Services; all by default) and
+// blocks until ctx is cancelled, then shuts down in reverse order. ready,
+// when not nil, is called once the gRPC listener accepts calls.
 func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(Ready)) (err error) {
 	start := time.Now()
 	if err := cfg.validate(); err != nil {
@@ -112,7 +107,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(Ready)) (
 	}
 	openStore := func(service string) (store.Store, error) {
 		if rdb != nil {
-			st := redisstore.New(rdb, "carbondesk:{"+service+"}")
+			prefix := cfg.RedisKeyPrefix
+			if prefix == "" {
+				prefix = "carbondesk"
+			}
+			st := redisstore.New(rdb, prefix+":{"+service+"}")
 			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
 			if err := st.Ping(pctx); err != nil {
@@ -123,135 +122,36 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(Ready)) (
 		return boltstore.Open(filepath.Join(cfg.DataDir, service+".db"))
 	}
 
-	// Each service: its stream, its store, its outbox relay. At shutdown a
-	// relay publishes what the last calls committed (NATS is still there),
-	// then stops, and only then does its store close; whatever it could not
-	// publish stays in the outbox for the next start.
-	g, gctx := errgroup.WithContext(ctx)
-	unit := func(service string) (store.Store, *outbox.Relay, error) {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if _, err := events.EnsureStream(sctx, js, events.StreamConfig(service, cfg.StreamReplicas)); err != nil {
-			return nil, nil, err
-		}
-		st, err := openStore(service)
-		if err != nil {
-			return nil, nil, err
-		}
-		closers = append(closers, func() { _ = st.Close() })
-		relay := outbox.New(st, js, log.With("service", service), outbox.Options{})
-		relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
-		relayDone := make(chan struct{})
-		g.Go(func() error {
-			defer close(relayDone)
-			if err := relay.Run(relayCtx); err != nil && !errors.Is(err, context.Canceled) {
-				return fmt.Errorf("%s outbox relay: %w", service, err)
-			}
-			return nil
-		})
-		closers = append(closers, func() {
-			fctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout/2)
-			defer cancel()
-			if err := relay.Flush(fctx); err != nil {
-				log.Warn("outbox not fully flushed at shutdown; the rest is published on next start", "service", service, "err", err)
-			}
-			stopRelay()
-			<-relayDone
-		})
-		return outbox.Notifying(st, relay), relay, nil
-	}
-
-	// background runs a service's long-lived task (an event feed) until the
-	// shutdown, which stops it before the service's store closes.
-	background := func(name string, fn func(context.Context) error) {
-		bctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-		done := make(chan struct{})
-		g.Go(func() error {
-			defer close(done)
-			if err := fn(bctx); err != nil && !errors.Is(err, context.Canceled) {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			return nil
-		})
-		closers = append(closers, func() {
-			stop()
-			<-done
-		})
-	}
-
-	// Registry.
-	regStore, _, err := unit(registry.Name)
-	if err != nil {
-		return err
-	}
-	reg := registry.New(regStore, registry.WithLogger(log.With("service", registry.Name)))
-
-	// Catalog, with its view of institution states fed by registry events.
-	catStore, catRelay, err := unit(catalog.Name)
-	if err != nil {
-		return err
-	}
-	cat := catalog.New(catStore, catalog.WithLogger(log.With("service", catalog.Name)),
-		catalog.WithFeedConfig(func(c *consumer.Config) { c.DeadLetterReplicas = cfg.StreamReplicas }))
-	background("catalog institution feed", func(ctx context.Context) error { return cat.RunInstitutionFeed(ctx, js) })
-
-	// Demo data on first start, service by service; the catalog's seeds wait
-	// until its feed has seen the seeded institutions.
-	if cfg.Seed {
-		if err := seedOnce(ctx, regStore, func(ctx context.Context) error {
-			return registry.LoadSeeds(ctx, reg, seeds.FS)
-		}); err != nil {
-			return fmt.Errorf("registry seeds: %w", err)
-		}
-		if err := seedOnce(ctx, catStore, func(ctx context.Context) error {
-			return catalog.LoadSeeds(ctx, cat, seeds.FS)
-		}); err != nil {
-			return fmt.Errorf("catalog seeds: %w", err)
-		}
-		// Matching's index replays the CATALOG stream up to where it stood
-		// when matching started: publish the seeded products first.
-		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := catRelay.Flush(fctx)
+	// Leases: with an external NATS, replicas of a service may run side by
+	// side, so the outbox relay and the deadline sweeps run only where their
+	// lease is held. The embedded server belongs to this one process.
+	var leases *lease.Manager
+	if !embedded {
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		leases, err = lease.New(lctx, js, log, lease.Options{TTL: cfg.LeaseTTL, Replicas: cfg.StreamReplicas})
 		cancel()
 		if err != nil {
-			return fmt.Errorf("catalog seeds: publish: %w", err)
+			return err
 		}
 	}
 
-	// Matching: its in-memory index rebuilt from the CATALOG and REGISTRY
-	// streams, its reactions on durable consumers, its deadline sweeps.
-	matStore, _, err := unit(matching.Name)
-	if err != nil {
-		return err
-	}
-	mat := matching.New(matStore, matching.NewEngine(matching.Config{}),
-		matching.WithLogger(log.With("service", matching.Name)),
-		matching.WithConsumerConfig(func(c *consumer.Config) { c.DeadLetterReplicas = cfg.StreamReplicas }))
-	background("matching", func(ctx context.Context) error { return mat.Run(ctx, js) })
-	if cfg.Seed {
-		if err := seedOnce(ctx, matStore, func(ctx context.Context) error {
-			return matching.LoadSeeds(ctx, mat, seeds.FS)
-		}); err != nil {
-			return fmt.Errorf("matching seeds: %w", err)
-		}
-	}
+	// Metrics, when --metrics is given.
+	m := newMetrics()
 
-	// Talent base: its view of institution states fed by registry events,
-	// and the sweep that closes registration at the deadline. Its seeds wait
-	// until the view holds the seeded hosts.
-	talStore, _, err := unit(talent.Name)
-	if err != nil {
-		return err
-	}
-	tal := talent.New(talStore, talent.WithLogger(log.With("service", talent.Name)),
-		talent.WithFeedConfig(func(c *consumer.Config) { c.DeadLetterReplicas = cfg.StreamReplicas }))
-	background("talent", func(ctx context.Context) error { return tal.Run(ctx, js) })
-	if cfg.Seed {
-		if err := seedOnce(ctx, talStore, func(ctx context.Context) error {
-			return talent.LoadSeeds(ctx, tal, seeds.FS)
-		}); err != nil {
-			return fmt.Errorf("talent seeds: %w", err)
+	// The services, each a unit: its stream, its store, its outbox relay
+	// (under a lease), its feeds and sweeps, its seeds. At shutdown a relay
+	// publishes what the last calls committed (NATS is still there), then
+	// stops, and only then does its store close; whatever it could not
+	// publish stays in the outbox for the next start.
+	g, gctx := errgroup.WithContext(ctx)
+	w := &wiring{ctx: ctx, cfg: cfg, log: log, js: js, g: g, leases: leases, openStore: openStore, metrics: m, closers: &closers}
+	var units []*unit
+	for _, name := range cfg.services() {
+		u, err := w.start(name)
+		if err != nil {
+			return err
 		}
+		units = append(units, u)
 	}
 
 	// Access: tokens verified on every call, the authorization table, write
@@ -262,17 +162,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(Ready)) (
 	}
 	guard := auth.NewGuard(verifier, auth.Table(), auth.Limits{WritesPerSecond: cfg.WritesPerSecond, WriteBurst: cfg.WriteBurst}, log)
 
-	// gRPC: one listener for every service.
-	srv := grpcx.New(log, grpcx.Options{Unary: []grpc.UnaryServerInterceptor{guard.Unary()}, Stream: []grpc.StreamServerInterceptor{guard.Stream()}})
-	reg.Register(srv.Server)
-	cat.Register(srv.Server)
-	mat.Register(srv.Server)
-	tal.Register(srv.Server)
+	// gRPC: one listener for the process's services.
+	srv := grpcx.New(log, grpcx.Options{
+		Unary:   []grpc.UnaryServerInterceptor{guard.Unary()},
+		Stream:  []grpc.StreamServerInterceptor{m.watchers, guard.Stream()},
+		Observe: m.observeRPC,
+	})
 	srv.SetServing("", true)
-	srv.SetServing(registry.ServiceName, true)
-	srv.SetServing(catalog.ServiceName, true)
-	srv.SetServing(matching.ServiceName, true)
-	srv.SetServing(talent.ServiceName, true)
+	for _, u := range units {
+		u.register(srv.Server)
+		srv.SetServing(u.grpcName, true)
+	}
 	lis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s (--grpc): %w", cfg.GRPCAddr, err)
@@ -285,6 +185,21 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(Ready)) (
 	})
 	closers = append(closers, func() { srv.Stop(cfg.ShutdownTimeout / 2) })
 
+	// Readiness: serving while NATS is connected and every store answers,
+	// checked periodically; and the metrics endpoint.
+	w.background("readiness", func(ctx context.Context) error {
+		watchReadiness(ctx, log, srv, nc, units, m, cfg.ReadinessEvery)
+		return nil
+	})
+	var metricsAddr string
+	if cfg.MetricsAddr != "" {
+		var stopMetrics func()
+		if metricsAddr, stopMetrics, err = ServeMetrics(cfg.MetricsAddr, m.reg, log, g); err != nil {
+			return err
+		}
+		closers = append(closers, stopMetrics)
+	}
+
 	// REST/JSON gateway and console, dialing the listener above; stopped
 	// first at shutdown.
 	var httpAddr string
@@ -295,8 +210,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(Ready)) (
 		}
 		closers = append(closers, stopHTTP)
 	}
-	r := Ready{GRPCAddr: lis.Addr().String(), HTTPAddr: httpAddr, NATSURL: natsURL, Took: time.Since(start), Embedded: embedded, StoreKind: storeKind, DevTokens: devMode}
-	log.Info("carbondesk ready", "grpc", r.GRPCAddr, "http", httpAddr, "nats_embedded", embedded, "nats_url", natsURL, "store", storeKind, "took", r.Took)
+	r := Ready{GRPCAddr: lis.Addr().String(), HTTPAddr: httpAddr, MetricsAddr: metricsAddr, NATSURL: natsURL, Took: time.Since(start),
+		Embedded: embedded, StoreKind: storeKind, DevTokens: devMode, Services: cfg.services()}
+	log.Info("carbondesk ready", "services", r.Services, "grpc", r.GRPCAddr, "http", httpAddr, "metrics", metricsAddr,
+		"nats_embedded", embedded, "nats_url", natsURL, "store", storeKind, "took", r.Took)
 	if ready != nil {
 		ready(r)
 	}

@@ -2,12 +2,16 @@
 // backbone (embedded or external NATS JetStream), the store (embedded bbolt
 // files or Redis), the outbox relay of each service, the gRPC listener, the
 // REST/JSON gateway and console on top of it, demo seeds on first start, and
-// the shutdown that undoes it all in reverse order.
+// the shutdown that undoes it all in reverse order. Each service is a unit
+// (units.go): the single binary runs them all, `carbondesk serve X` one, with
+// leases (internal/lease) so replicas never relay or sweep twice; metrics.go
+// holds the Prometheus metrics and the readiness check.
 // cmd/carbondesk only parses flags into a Config and calls Run.
 package app
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/carbondesk/carbondesk/internal/auth"
 	"log/slog"
@@ -50,6 +54,29 @@ type Config struct {
 	// WritesPerSecond and WriteBurst limit each caller's writes.
 	WritesPerSecond float64
 	WriteBurst      int
+	// Services are the services this process runs (see Services); empty:
+	// all of them, the single binary.
+	Services []string
+	// MetricsAddr is where Prometheus metrics are served at /metrics;
+	// empty: none.
+	MetricsAddr string
+	// LeaseTTL is how long a replica that died keeps its leases (outbox
+	// relay, sweeps) with an external NATS; 0: lease.DefaultTTL.
+	LeaseTTL time.Duration
+	// RedisKeyPrefix starts every Redis key: "<prefix>:{<service>}:...".
+	// Empty: "carbondesk".
+	RedisKeyPrefix string
+	// ReadinessEvery is how often NATS and the stores are checked for the
+	// gRPC health status; 0: 5 s.
+	ReadinessEvery time.Duration
+}
+
+// services are the services to run, in start-up order.
+func (c Config) services() []string {
+	if len(c.Services) == 0 {
+		return Services
+	}
+	return c.Services
 }
 
 // Defaults returns the laptop configuration.
@@ -84,6 +111,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("token_audience", c.TokenAudience),
 		slog.Float64("writes_per_second", c.WritesPerSecond),
 		slog.Int("write_burst", c.WriteBurst),
+		slog.Any("services", c.services()),
+		slog.String("metrics", c.MetricsAddr),
 	)
 }
 
@@ -112,6 +141,11 @@ func (c Config) validate() error {
 	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
 		return fmt.Errorf("config: stream replicas must be 1..5, got %d", c.StreamReplicas)
+	}
+	for _, s := range c.Services {
+		if !slices.Contains(Services, s) {
+			return fmt.Errorf("config: unknown service %q: want one of %v", s, Services)
+		}
 	}
 	return nil
 }

@@ -155,6 +155,10 @@ type Config struct {
 	DeadLetterReplicas int
 	// Log receives the consumer's logs. nil: silent.
 	Log *slog.Logger
+	// OnRedelivery, when set, is called for each message delivered again
+	// (NumDelivered > 1), with the consumer's durable name: the process's
+	// redelivery metric.
+	OnRedelivery func(durable string)
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -312,6 +316,9 @@ func (c *runner) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	attempt := int(meta.NumDelivered)
+	if attempt > 1 && c.cfg.OnRedelivery != nil {
+		c.cfg.OnRedelivery(c.cfg.Durable)
+	}
 	log := c.log.With("subject", msg.Subject(), "stream_seq", meta.Sequence.Stream, "attempt", attempt)
 
 	env, err := events.Decode(msg.Data())

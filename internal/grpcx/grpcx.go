@@ -44,6 +44,9 @@ type Options struct {
 	Stream []grpc.StreamServerInterceptor
 	// ServerOptions are passed to grpc.NewServer as they are.
 	ServerOptions []grpc.ServerOption
+	// Observe, when set, is told of every finished call: its method, status
+	// code and duration (the process's RPC metrics).
+	Observe func(method string, code codes.Code, d time.Duration)
 }
 
 // Server is a gRPC server with health and reflection registered.
@@ -55,8 +58,8 @@ type Server struct {
 
 // New builds the server. Register services on it, then Serve.
 func New(log *slog.Logger, o Options) *Server {
-	unary := append([]grpc.UnaryServerInterceptor{logUnary(log), recoverUnary(log)}, o.Unary...)
-	stream := append([]grpc.StreamServerInterceptor{logStream(log), recoverStream(log)}, o.Stream...)
+	unary := append([]grpc.UnaryServerInterceptor{logUnary(log, o.Observe), recoverUnary(log)}, o.Unary...)
+	stream := append([]grpc.StreamServerInterceptor{logStream(log, o.Observe), recoverStream(log)}, o.Stream...)
 	opts := append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
 		grpc.ChainUnaryInterceptor(unary...),
@@ -134,7 +137,7 @@ func withRequestID(ctx context.Context) (context.Context, string) {
 	return context.WithValue(ctx, requestIDKey{}, id), id
 }
 
-func logUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
+func logUnary(log *slog.Logger, observe func(string, codes.Code, time.Duration)) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		ctx, id := withRequestID(ctx)
 		if _, ok := ctx.Deadline(); !ok {
@@ -146,17 +149,23 @@ func logUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 		resp, err := handler(ctx, req)
 		err = toStatus(ctx, log, info.FullMethod, err)
 		logCall(ctx, log, info.FullMethod, id, start, err)
+		if observe != nil {
+			observe(info.FullMethod, status.Code(err), time.Since(start))
+		}
 		return resp, err
 	}
 }
 
-func logStream(log *slog.Logger) grpc.StreamServerInterceptor {
+func logStream(log *slog.Logger, observe func(string, codes.Code, time.Duration)) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		ctx, id := withRequestID(ss.Context())
 		start := time.Now()
 		err := handler(srv, &wrappedStream{ServerStream: ss, ctx: ctx})
 		err = toStatus(ctx, log, info.FullMethod, err)
 		logCall(ctx, log, info.FullMethod, id, start, err)
+		if observe != nil {
+			observe(info.FullMethod, status.Code(err), time.Since(start))
+		}
 		return err
 	}
 }

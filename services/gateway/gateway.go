@@ -62,11 +62,17 @@ type Options struct {
 	// DevSignIn, when not nil, serves /api/dev/identities and
 	// /api/dev/token: only in the single binary's development mode.
 	DevSignIn *DevSignIn
+	// Upstreams, keyed by full gRPC service name
+	// ("carbondesk.registry.v1.RegistryService"), send that service's calls
+	// to their own connection instead of New's conn: one service per
+	// process. The gateway does not close them.
+	Upstreams map[string]*grpc.ClientConn
 }
 
 // Gateway is the HTTP handler of the edge.
 type Gateway struct {
 	conn    *grpc.ClientConn
+	ups     map[string]*grpc.ClientConn
 	log     *slog.Logger
 	maxBody int64
 	dev     *DevSignIn
@@ -120,7 +126,7 @@ func Dial(addr string) (*grpc.ClientConn, error) {
 // New builds the gateway over a connection to the desk. ctx bounds the
 // registration only.
 func New(ctx context.Context, conn *grpc.ClientConn, o Options) (*Gateway, error) {
-	g := &Gateway{conn: conn, log: o.Log, maxBody: o.MaxBodyBytes, dev: o.DevSignIn}
+	g := &Gateway{conn: conn, ups: o.Upstreams, log: o.Log, maxBody: o.MaxBodyBytes, dev: o.DevSignIn}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -154,7 +160,7 @@ func New(ctx context.Context, conn *grpc.ClientConn, o Options) (*Gateway, error
 		runtime.WithDisablePathLengthFallback(),
 	)
 	for _, s := range services() {
-		if err := s.register(ctx, g.api, conn); err != nil {
+		if err := s.register(ctx, g.api, g.connFor(string(s.desc.FullName()))); err != nil {
 			return nil, fmt.Errorf("gateway: register %s: %w", s.desc.FullName(), err)
 		}
 	}
@@ -228,7 +234,6 @@ func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	hc := healthpb.NewHealthClient(g.conn)
 	type result struct {
 		Status   string            `json:"status"`
 		Gateway  string            `json:"gateway"`
@@ -236,7 +241,7 @@ func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) {
 	}
 	res := result{Status: "SERVING", Gateway: "SERVING", Upstream: map[string]string{}}
 	check := func(name string) {
-		resp, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: name})
+		resp, err := healthpb.NewHealthClient(g.connFor(name)).Check(ctx, &healthpb.HealthCheckRequest{Service: name})
 		st := resp.GetStatus().String()
 		if err != nil {
 			st = "UNREACHABLE"
@@ -259,6 +264,14 @@ func (g *Gateway) healthz(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, code, res)
+}
+
+// connFor is the connection that serves the gRPC service named.
+func (g *Gateway) connFor(service string) *grpc.ClientConn {
+	if c, ok := g.ups[service]; ok {
+		return c
+	}
+	return g.conn
 }
 
 // consoleHandler serves the embedded console, index.html at "/".

@@ -531,10 +531,12 @@ func (s *Server) sweepLoop(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.SweepEvery)
 	defer t.Stop()
 	for {
-		if n, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
-			s.log.Error("matching: sweep failed; retrying at the next tick", "error", err)
-		} else if n > 0 {
-			s.log.Info("matching: sweep changed demands", "demands", n)
+		if s.sweepGate == nil || s.sweepGate() {
+			if n, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("matching: sweep failed; retrying at the next tick", "error", err)
+			} else if n > 0 {
+				s.log.Info("matching: sweep changed demands", "demands", n)
+			}
 		}
 		select {
 		case <-ctx.Done():

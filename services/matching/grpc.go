@@ -53,6 +53,9 @@ type Server struct {
 	log    *slog.Logger
 	dir    *directory
 	tune   func(*consumer.Config)
+	// sweepGate, when set, says whether this replica runs the sweep at a
+	// tick (it holds the sweep's lease); nil: always.
+	sweepGate func() bool
 
 	// Set by Run.
 	jsMu     sync.RWMutex
@@ -78,6 +81,11 @@ func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 // WithConsumerConfig adjusts the durable consumers' configuration (tests
 // shorten delays).
 func WithConsumerConfig(f func(*consumer.Config)) Option { return func(s *Server) { s.tune = f } }
+
+// WithSweepGate makes Run's sweep loop sweep only at ticks where gate
+// returns true: with several replicas, only the one holding the sweep's
+// lease sweeps.
+func WithSweepGate(gate func() bool) Option { return func(s *Server) { s.sweepGate = gate } }
 
 // New returns the matching service over st (scoped to matching, see
 // store.Store) and engine (NewEngine; nil: one with the policy's TopK).

@@ -44,6 +44,9 @@ type Server struct {
 	// the season: a seeded past event runs on a clock of its own, and a
 	// sweep on the real clock must not close it half way.
 	sweeping *sync.Mutex
+	// sweepGate, when set, says whether this replica runs the sweep at a
+	// tick (it holds the sweep's lease); nil: always.
+	sweepGate func() bool
 }
 
 // Option configures a Server.
@@ -62,6 +65,10 @@ func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 // (FeedConfig) before Run starts it: replicas of the dead-letter stream,
 // retry delays in tests.
 func WithFeedConfig(fn func(*consumer.Config)) Option { return func(s *Server) { s.feedCfg = fn } }
+
+// WithSweepGate makes Run sweep only at ticks where gate returns true:
+// with several replicas, only the one holding the sweep's lease sweeps.
+func WithSweepGate(gate func() bool) Option { return func(s *Server) { s.sweepGate = gate } }
 
 // WithSeedWait sets how long LoadSeeds waits for the institution view to
 // hold the seeded hosts (default 30 s).

@@ -28,8 +28,10 @@ func (s *Server) runSweeps(ctx context.Context) error {
 	tick := time.NewTicker(s.cfg.SweepEvery)
 	defer tick.Stop()
 	for {
-		if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
-			s.log.WarnContext(ctx, "talent: sweep failed; retried at the next tick", "err", err)
+		if s.sweepGate == nil || s.sweepGate() {
+			if err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+				s.log.WarnContext(ctx, "talent: sweep failed; retried at the next tick", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
