@@ -73,7 +73,7 @@ seeds/ on first start. --redis and --nats point it at external servers instead.`
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&cfg.MetricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9090; default: none)")
-	cmd.AddCommand(newTokenCmd(), newGatewayCmd(), newServeCmd())
+	cmd.AddCommand(newTokenCmd(), newGatewayCmd(), newServeCmd(), newHealthCmd())
 	// Client verbs and 'seed' (client*.go, seed.go): they talk to a running desk over gRPC.
 	cmd.AddCommand(clientCommands()...)
 	return cmd

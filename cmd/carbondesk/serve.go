@@ -68,6 +68,7 @@ func newServeServiceCmd(service string) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.NATSURL, "nats", "", "NATS URL(s), comma-separated (nats://host:4222); required")
 	f.StringVar(&cfg.RedisURL, "redis", "", "Redis URL (redis://host:6379/0); required")
+	f.StringVar(&cfg.RedisKeyPrefix, "redis-prefix", "carbondesk", "prefix of every Redis key (<prefix>:{<service>}:...); replicas of a service must share it")
 	f.StringVar(&cfg.GRPCAddr, "grpc", cfg.GRPCAddr, "listen address of the service's gRPC listener")
 	f.StringVar(&cfg.MetricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (default: none)")
 	f.StringVar(&cfg.DataDir, "data", cfg.DataDir, "folder of the development token key (without --token-public-keys)")
