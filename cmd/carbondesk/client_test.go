@@ -220,14 +220,18 @@ func TestSeedTwice(t *testing.T) {
 	if diff := cmp.Diff(firstSeen, secondSeen); diff != "" {
 		t.Errorf("the desk holds other records after the second run (-first +second):\n%s", diff)
 	}
-	for i, kind := range []string{"institutions", "products", "demands", "events"} {
-		if first[i].Created == 0 || firstSeen[kind] != first[i].Created {
-			t.Errorf("first run created %d %s; the desk lists %d", first[i].Created, kind, firstSeen[kind])
+	created := map[string]int{}
+	for _, c := range first {
+		created[c.Kind] = c.Created
+	}
+	for _, kind := range []string{"institutions", "products", "demands", "talents", "events"} {
+		if created[kind] == 0 || firstSeen[kind] != created[kind] {
+			t.Errorf("first run created %d %s; the desk lists %d", created[kind], kind, firstSeen[kind])
 		}
 	}
 }
 
-// count lists every institution, product, demand and event as staff.
+// count lists every institution, product, demand, event and talent as staff.
 func (d *desk) count(t *testing.T) map[string]int {
 	t.Helper()
 	cc, err := grpc.NewClient(d.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -273,6 +277,16 @@ func (d *desk) count(t *testing.T) map[string]int {
 			t.Fatal(err)
 		}
 		got["events"] += len(r.GetEvents())
+		if tok = r.GetNextPageToken(); tok == "" {
+			break
+		}
+	}
+	for tok := ""; ; {
+		r, err := talentv1.NewTalentServiceClient(cc).ListTalents(ctx, &talentv1.ListTalentsRequest{PageSize: 100, PageToken: tok})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got["talents"] += len(r.GetTalents())
 		if tok = r.GetNextPageToken(); tok == "" {
 			break
 		}

@@ -124,7 +124,7 @@ type seeder struct {
 
 func (sd *seeder) run() ([]seedCount, error) {
 	var out []seedCount
-	for _, phase := range []func() (seedCount, error){sd.institutions, sd.products, sd.demands, sd.events, sd.prices} {
+	for _, phase := range []func() (seedCount, error){sd.institutions, sd.products, sd.demands, sd.talents, sd.events, sd.prices} {
 		c, err := phase()
 		if err != nil {
 			return out, err
@@ -750,6 +750,87 @@ func (sd *seeder) createEvent(e *talentv1.Event, se seedEvent) error {
 		})
 	}
 	return sd.settle(publish)
+}
+
+// ----- talents -----
+
+// seedTalent is a person of seeds/talent/season.json.
+type seedTalent struct {
+	Name           string   `json:"name"`
+	Organization   string   `json:"organization"`
+	CreditCode     string   `json:"organization_credit_code"`
+	Role           string   `json:"role"`
+	Phone          string   `json:"phone"`
+	Email          string   `json:"email"`
+	Skills         []string `json:"skills"`
+	Certifications []struct {
+		JobType       string `json:"job_type"`
+		Number        string `json:"certificate_number"`
+		IssuedDaysAgo int    `json:"issued_days_ago"`
+	} `json:"certifications"`
+}
+
+// talents creates the talent base's people; a person is known by name and
+// organisation's credit code.
+func (sd *seeder) talents() (seedCount, error) {
+	count := seedCount{Kind: "talents"}
+	var file struct {
+		Talents []seedTalent `json:"talents"`
+	}
+	if err := readSeed("talent/season.json", &file); err != nil {
+		return count, err
+	}
+	tal := sd.s.talent()
+	key := func(name, code string) string { return name + "@" + normCode(code) }
+	have := map[string]bool{}
+	req := &talentv1.ListTalentsRequest{PageSize: 100}
+	for {
+		var resp *talentv1.ListTalentsResponse
+		err := sd.call(func(ctx context.Context) (err error) {
+			resp, err = tal.ListTalents(ctx, req)
+			return err
+		})
+		if err != nil {
+			return count, fmt.Errorf("list talents: %w", err)
+		}
+		for _, p := range resp.GetTalents() {
+			have[key(p.GetName(), p.GetOrganizationCreditCode())] = true
+		}
+		if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
+			break
+		}
+	}
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	sd.prog.Start("talents", len(file.Talents))
+	for _, st := range file.Talents {
+		k := key(st.Name, st.CreditCode)
+		if have[k] {
+			count.Skipped++
+			sd.prog.Step()
+			continue
+		}
+		p := &talentv1.Talent{Name: st.Name, Organization: st.Organization, OrganizationCreditCode: st.CreditCode, Role: st.Role,
+			Phone: st.Phone, Email: st.Email, Skills: st.Skills}
+		for _, c := range st.Certifications {
+			j, err := protoenum.Parse[talentv1.JobType](c.JobType)
+			if err != nil {
+				return count, fmt.Errorf("talent %q: %w", st.Name, err)
+			}
+			p.Certifications = append(p.Certifications, &talentv1.Certification{JobType: j, CertificateNumber: c.Number,
+				IssueTime: timestamppb.New(today.AddDate(0, 0, -c.IssuedDaysAgo))})
+		}
+		if err := sd.call(func(ctx context.Context) error {
+			_, err := tal.CreateTalent(ctx, &talentv1.CreateTalentRequest{Talent: p})
+			return err
+		}); err != nil {
+			return count, fmt.Errorf("talent %q: %w", st.Name, err)
+		}
+		have[k] = true
+		count.Created++
+		sd.prog.Step()
+	}
+	sd.prog.Finish(fmt.Sprintf("%d created, %d already there", count.Created, count.Skipped))
+	return count, nil
 }
 
 // ----- reference prices -----
