@@ -25,7 +25,7 @@ import (
 )
 
 // publish puts one event on a stream as the owning service's relay would.
-func publish(t *testing.T, js jetstream.JetStream, subject, id string, version int64, msg proto.Message) {
+func publish(t testing.TB, js jetstream.JetStream, subject, id string, version int64, msg proto.Message) {
 	t.Helper()
 	ev, err := events.New(subject, id, version, events.System, t0, msg)
 	if err != nil {
@@ -39,7 +39,7 @@ func publish(t *testing.T, js jetstream.JetStream, subject, id string, version i
 // catalogHistory publishes what the registry and the catalog would have:
 // institutions registered then approved (one later suspended), products
 // created then published (one later paused), and reference prices.
-func catalogHistory(t *testing.T, js jetstream.JetStream, n int) []*catalogv1.Product {
+func catalogHistory(t testing.TB, js jetstream.JetStream, n int) []*catalogv1.Product {
 	t.Helper()
 	testenv.Stream(t, js, catalog.Name)
 	testenv.Stream(t, js, registry.Name)

@@ -52,6 +52,7 @@ type Server struct {
 	now    func() time.Time
 	log    *slog.Logger
 	dir    *directory
+	hub    *watchHub // live watchers' shared feed
 	tune   func(*consumer.Config)
 	// sweepGate, when set, says whether this replica runs the sweep at a
 	// tick (it holds the sweep's lease); nil: always.
@@ -99,6 +100,7 @@ func New(st store.Store, engine *Engine, opts ...Option) *Server {
 		s.engine = NewEngine(Config{TopK: s.cfg.TopK})
 	}
 	s.dir.responses = newResponseBook(s.cfg.ResponseWindow)
+	s.hub = newWatchHub(s)
 	return s
 }
 

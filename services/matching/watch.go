@@ -23,9 +23,11 @@ const WatchReadyHeader = "x-watch-ready"
 // maxWatchFilters bounds each repeated filter of WatchMatches.
 const maxWatchFilters = 20
 
-// WatchMatches streams match changes from the MATCHING stream: each watcher
-// reads through its own ordered (ephemeral) JetStream consumer, from now or
-// from start_time, so watchers never wait on each other. Changes pass the
+// WatchMatches streams match changes from the MATCHING stream. Watchers
+// from now share one ordered consumer per process (hub.go), so a change is
+// read and decoded once however many watch; a watcher from start_time reads
+// through its own ordered (ephemeral) consumer. Watchers never wait on each
+// other. Changes pass the
 // request's filters and the caller's access (an institution sees its own
 // matches, an enterprise its demands', staff all) into a bounded buffer.
 // A watcher that stops keeping up (see Policy.WatchBuffer and WatchGrace)
@@ -62,10 +64,6 @@ func (s *Server) WatchMatches(req *matchingv1.WatchMatchesRequest, stream grpc.S
 	if err := v.Err(); err != nil {
 		return err
 	}
-	js := s.jetStream()
-	if js == nil {
-		return errs.Unavailable("the live feed is not running yet; retry shortly")
-	}
 	keep := func(m *matchingv1.Match) bool {
 		return seesMatch(ctx, m) &&
 			(len(req.GetStates()) == 0 || slices.Contains(req.GetStates(), m.GetState())) &&
@@ -73,12 +71,21 @@ func (s *Server) WatchMatches(req *matchingv1.WatchMatchesRequest, stream grpc.S
 			(len(req.GetSectors()) == 0 || slices.Contains(req.GetSectors(), m.GetSector())) &&
 			(req.GetInstitutionId() == "" || m.GetInstitutionId() == req.GetInstitutionId())
 	}
-
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{SubjectMatches}, DeliverPolicy: jetstream.DeliverNewPolicy}
-	if !start.IsZero() {
-		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
-		cfg.OptStartTime = &start
+	// The headers tell the client the watch is in place: a change committed
+	// after it arrived is delivered.
+	ready := func() error { return stream.SendHeader(metadata.Pairs(WatchReadyHeader, "1")) }
+	if start.IsZero() {
+		return s.watchLive(ctx, keep, stream.Send, ready)
 	}
+	js := s.jetStream()
+	if js == nil {
+		return errs.Unavailable("the live feed is not running yet; retry shortly")
+	}
+
+	// A watcher from a point in the past reads through its own ordered
+	// consumer from start_time.
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{SubjectMatches},
+		DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &start}
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	st, err := js.Stream(cctx, events.StreamName(Name))
@@ -162,9 +169,7 @@ func (s *Server) WatchMatches(req *matchingv1.WatchMatchesRequest, stream grpc.S
 			}
 		}
 	}()
-	// The headers tell the client the watch is in place: a change committed
-	// after it arrived is delivered.
-	if err := stream.SendHeader(metadata.Pairs(WatchReadyHeader, "1")); err != nil {
+	if err := ready(); err != nil {
 		return err
 	}
 
@@ -202,7 +207,7 @@ func (s *Server) watchEnded(ctx context.Context, cut <-chan string, readErr <-ch
 	select {
 	case why := <-cut:
 		s.log.WarnContext(ctx, "matching: slow watcher cut off", "why", why)
-		return errs.ResourceExhausted("%s and was cut off so it would not slow the desk down; reconnect with start_time set to the event_time of the last change you received", why)
+		return watchCutOff(why)
 	case err := <-readErr:
 		s.log.WarnContext(ctx, "matching: live feed interrupted", "error", err)
 		return errs.Unavailable("the live feed was interrupted; reconnect with start_time set to the event_time of the last change you received")
