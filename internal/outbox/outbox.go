@@ -428,7 +428,7 @@ func hintFor(err error) string {
 	case errors.Is(err, errDisconnected), errors.Is(err, nats.ErrConnectionClosed):
 		return "NATS is unreachable; writes continue and the backlog drains when it returns"
 	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):
-		return "no JetStream stream takes this subject: create the service's stream (events.EnsureStream); the event is kept and retried"
+		return "no JetStream stream answered for this subject: its stream is missing (create it: events.EnsureStream) or has no leader for a moment (a NATS node restarting); the event is kept and retried"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "JetStream did not acknowledge in time (overloaded, electing a leader, or disk stalled)"
 	case isWrongLastMsgID(err):

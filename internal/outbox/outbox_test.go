@@ -318,7 +318,7 @@ func TestMissingStreamKeepsEventAndLogs(t *testing.T) {
 	if n := strings.Count(logs.String(), "level=ERROR"); n != 1 {
 		t.Errorf("%d error lines, want exactly 1 per outage:\n%s", n, logs.String())
 	}
-	if !strings.Contains(logs.String(), "no JetStream stream takes this subject") || !strings.Contains(logs.String(), first.ID) {
+	if !strings.Contains(logs.String(), "no JetStream stream answered for this subject") || !strings.Contains(logs.String(), first.ID) {
 		t.Errorf("log does not name the event and the cause:\n%s", logs.String())
 	}
 	b, err := r.Backlog(context.Background(), 0)
