@@ -28,6 +28,10 @@ import (
 	"github.com/carbondesk/carbondesk/internal/cli"
 	"github.com/carbondesk/carbondesk/internal/protoenum"
 	"github.com/carbondesk/carbondesk/seeds"
+	"github.com/carbondesk/carbondesk/services/catalog"
+	"github.com/carbondesk/carbondesk/services/matching"
+	"github.com/carbondesk/carbondesk/services/registry"
+	"github.com/carbondesk/carbondesk/services/talent"
 )
 
 func seedCmd() *cobra.Command {
@@ -199,29 +203,10 @@ func normCode(code string) string { return strings.ToUpper(strings.TrimSpace(cod
 
 // ----- institutions -----
 
-type seedInstitution struct {
-	CreditCode string                `json:"credit_code"`
-	NameZh     string                `json:"name_zh"`
-	NameEn     string                `json:"name_en"`
-	Kind       string                `json:"kind"`
-	Tier       string                `json:"tier"`
-	Zone       string                `json:"zone"`
-	Address    string                `json:"address"`
-	Contact    registryContactJSON   `json:"contact"`
-	Licences   []registryLicenceJSON `json:"licences"`
-	State      string                `json:"state"`
-	Reason     string                `json:"reason"`
-}
-
-type registryContactJSON struct{ Name, Phone, Email string }
-type registryLicenceJSON struct{ Name, Number, Issuer string }
-
 func (sd *seeder) institutions() (seedCount, error) {
 	count := seedCount{Kind: "institutions"}
-	var file struct {
-		Institutions []seedInstitution `json:"institutions"`
-	}
-	if err := readSeed("registry/institutions.json", &file); err != nil {
+	var file registry.SeedFile
+	if err := readSeed(registry.SeedPath, &file); err != nil {
 		return count, err
 	}
 	// What is there already, by credit code.
@@ -264,7 +249,7 @@ func (sd *seeder) institutions() (seedCount, error) {
 }
 
 // registerInstitution registers si and reviews it to its state.
-func (sd *seeder) registerInstitution(si seedInstitution) (*registryv1.Institution, error) {
+func (sd *seeder) registerInstitution(si registry.SeedInstitution) (*registryv1.Institution, error) {
 	req := &registryv1.RegisterInstitutionRequest{
 		CreditCode: si.CreditCode, NameZh: si.NameZh, NameEn: si.NameEn, Address: si.Address,
 		Contact: &registryv1.Contact{Name: si.Contact.Name, Phone: si.Contact.Phone, Email: si.Contact.Email},
@@ -335,33 +320,12 @@ func cmpOr[T any](a, b *T) *T {
 
 // ----- products -----
 
-type seedProduct struct {
-	CreditCode  string    `json:"institution_credit_code"`
-	NameZh      string    `json:"name_zh"`
-	NameEn      string    `json:"name_en"`
-	Category    string    `json:"category"`
-	DemandKinds []string  `json:"demand_kinds"`
-	Amount      [2]int64  `json:"amount_yuan"`
-	Term        [2]int32  `json:"term_months"`
-	RateBps     *[2]int32 `json:"annual_rate_bps"`
-	FeeYuan     *int64    `json:"fee_yuan"`
-	Sectors     []string  `json:"sectors"`
-	Regions     []string  `json:"regions"`
-	Collateral  *struct {
-		Asset     string `json:"asset"`
-		PledgeBps int32  `json:"pledge_rate_bps"`
-	} `json:"collateral"`
-	Description string              `json:"description"`
-	Contact     registryContactJSON `json:"contact"`
-	State       string              `json:"state"`
-	Reason      string              `json:"reason"`
-}
-
-func (sp seedProduct) proto() (*catalogv1.Product, error) {
+// productProto is sp as the API's product.
+func productProto(sp catalog.SeedProduct) (*catalogv1.Product, error) {
 	p := &catalogv1.Product{
 		NameZh: sp.NameZh, NameEn: sp.NameEn, Regions: sp.Regions, Description: sp.Description,
 		Amount:  &catalogv1.AmountRange{MinYuan: sp.Amount[0], MaxYuan: sp.Amount[1]},
-		Term:    &catalogv1.TermRange{MinMonths: sp.Term[0], MaxMonths: sp.Term[1]},
+		Term:    &catalogv1.TermRange{MinMonths: int32(sp.Term[0]), MaxMonths: int32(sp.Term[1])},
 		Contact: &catalogv1.Contact{Name: sp.Contact.Name, Phone: sp.Contact.Phone, Email: sp.Contact.Email},
 	}
 	var err error
@@ -376,7 +340,7 @@ func (sp seedProduct) proto() (*catalogv1.Product, error) {
 	}
 	switch {
 	case sp.RateBps != nil:
-		p.Price = &catalogv1.Price{Kind: &catalogv1.Price_AnnualRate{AnnualRate: &catalogv1.RateRange{MinBps: sp.RateBps[0], MaxBps: sp.RateBps[1]}}}
+		p.Price = &catalogv1.Price{Kind: &catalogv1.Price_AnnualRate{AnnualRate: &catalogv1.RateRange{MinBps: int32(sp.RateBps[0]), MaxBps: int32(sp.RateBps[1])}}}
 	case sp.FeeYuan != nil:
 		p.Price = &catalogv1.Price{Kind: &catalogv1.Price_FeeYuan{FeeYuan: *sp.FeeYuan}}
 	}
@@ -392,10 +356,8 @@ func (sp seedProduct) proto() (*catalogv1.Product, error) {
 
 func (sd *seeder) products() (seedCount, error) {
 	count := seedCount{Kind: "products"}
-	var file struct {
-		Products []seedProduct `json:"products"`
-	}
-	if err := readSeed("catalog/products.json", &file); err != nil {
+	var file catalog.SeedFile
+	if err := readSeed(catalog.SeedPath, &file); err != nil {
 		return count, err
 	}
 	cat := sd.s.catalog()
@@ -441,8 +403,8 @@ func (sd *seeder) products() (seedCount, error) {
 	return count, nil
 }
 
-func (sd *seeder) createProduct(institutionID string, sp seedProduct) error {
-	p, err := sp.proto()
+func (sd *seeder) createProduct(institutionID string, sp catalog.SeedProduct) error {
+	p, err := productProto(sp)
 	if err != nil {
 		return err
 	}
@@ -485,39 +447,13 @@ func (sd *seeder) createProduct(institutionID string, sp seedProduct) error {
 
 // ----- demands -----
 
-type seedEnterprise struct {
-	Key        string `json:"key"`
-	CreditCode string `json:"credit_code"`
-	Name       string `json:"name"`
-	Sector     string `json:"sector"`
-	ETSCovered bool   `json:"ets_covered"`
-	Region     string `json:"region"`
-	Zone       string `json:"zone"`
-	Emissions  int64  `json:"annual_emissions_tonnes"`
-}
-
-type seedDemand struct {
-	Enterprise   string   `json:"enterprise"`
-	Kind         string   `json:"kind"`
-	Categories   []string `json:"categories"`
-	AmountYuan   int64    `json:"amount_yuan"`
-	TermMonths   int32    `json:"term_months"`
-	CEATonnes    int64    `json:"cea_tonnes"`
-	CCERTonnes   int64    `json:"ccer_tonnes"`
-	Description  string   `json:"description"`
-	DeadlineDays int      `json:"deadline_days"`
-}
-
 func (sd *seeder) demands() (seedCount, error) {
 	count := seedCount{Kind: "demands", Note: "posted by staff for the enterprise; proposals are not answered"}
-	var file struct {
-		Enterprises []seedEnterprise `json:"enterprises"`
-		Demands     []seedDemand     `json:"demands"`
-	}
-	if err := readSeed("matching/demands.json", &file); err != nil {
+	var file matching.SeedFile
+	if err := readSeed(matching.SeedPath, &file); err != nil {
 		return count, err
 	}
-	ents := map[string]seedEnterprise{}
+	ents := map[string]matching.SeedEnterprise{}
 	for _, e := range file.Enterprises {
 		ents[e.Key] = e
 	}
@@ -586,29 +522,8 @@ func (sd *seeder) demands() (seedCount, error) {
 
 // ----- talent events -----
 
-type seedEvent struct {
-	HostCode      string   `json:"host_credit_code"`
-	TitleZh       string   `json:"title_zh"`
-	TitleEn       string   `json:"title_en"`
-	Kind          string   `json:"kind"`
-	Description   string   `json:"description"`
-	StartInDays   int      `json:"start_in_days"`
-	StartHour     int      `json:"start_hour"`
-	DurationHours int      `json:"duration_hours"`
-	Venue         string   `json:"venue"`
-	Zone          string   `json:"zone"`
-	Capacity      int32    `json:"capacity"`
-	DeadlineDays  int      `json:"deadline_days_before"`
-	Categories    []string `json:"categories"`
-	Sectors       []string `json:"sectors"`
-	JobTypes      []string `json:"job_types"`
-	TrainingHours int32    `json:"training_hours"`
-	State         string   `json:"state"`
-	Reason        string   `json:"reason"`
-}
-
-// event is se's event for the season starting on day (midnight, Beijing).
-func (se seedEvent) event(day time.Time) (*talentv1.Event, error) {
+// eventProto is se's event for the season starting on day (midnight, Beijing).
+func eventProto(se talent.SeedEvent, day time.Time) (*talentv1.Event, error) {
 	start := day.AddDate(0, 0, se.StartInDays).Add(time.Duration(se.StartHour) * time.Hour)
 	deadlineDays := se.DeadlineDays
 	if deadlineDays == 0 {
@@ -643,10 +558,8 @@ func (se seedEvent) event(day time.Time) (*talentv1.Event, error) {
 
 func (sd *seeder) events() (seedCount, error) {
 	count := seedCount{Kind: "events"}
-	var file struct {
-		Events []seedEvent `json:"events"`
-	}
-	if err := readSeed("talent/season.json", &file); err != nil {
+	var file talent.SeedFile
+	if err := readSeed(talent.SeedPath, &file); err != nil {
 		return count, err
 	}
 	tal := sd.s.talent()
@@ -678,7 +591,7 @@ func (sd *seeder) events() (seedCount, error) {
 	past := 0
 	sd.prog.Start("events", len(file.Events))
 	for _, se := range file.Events {
-		e, err := se.event(day)
+		e, err := eventProto(se, day)
 		if err != nil {
 			return count, fmt.Errorf("event %q: %w", se.TitleZh, err)
 		}
@@ -714,7 +627,7 @@ func (sd *seeder) events() (seedCount, error) {
 	return count, nil
 }
 
-func (sd *seeder) createEvent(e *talentv1.Event, se seedEvent) error {
+func (sd *seeder) createEvent(e *talentv1.Event, se talent.SeedEvent) error {
 	tal := sd.s.talent()
 	var id string
 	if err := sd.settle(func(ctx context.Context) error {
@@ -754,30 +667,12 @@ func (sd *seeder) createEvent(e *talentv1.Event, se seedEvent) error {
 
 // ----- talents -----
 
-// seedTalent is a person of seeds/talent/season.json.
-type seedTalent struct {
-	Name           string   `json:"name"`
-	Organization   string   `json:"organization"`
-	CreditCode     string   `json:"organization_credit_code"`
-	Role           string   `json:"role"`
-	Phone          string   `json:"phone"`
-	Email          string   `json:"email"`
-	Skills         []string `json:"skills"`
-	Certifications []struct {
-		JobType       string `json:"job_type"`
-		Number        string `json:"certificate_number"`
-		IssuedDaysAgo int    `json:"issued_days_ago"`
-	} `json:"certifications"`
-}
-
 // talents creates the talent base's people; a person is known by name and
 // organisation's credit code.
 func (sd *seeder) talents() (seedCount, error) {
 	count := seedCount{Kind: "talents"}
-	var file struct {
-		Talents []seedTalent `json:"talents"`
-	}
-	if err := readSeed("talent/season.json", &file); err != nil {
+	var file talent.SeedFile
+	if err := readSeed(talent.SeedPath, &file); err != nil {
 		return count, err
 	}
 	tal := sd.s.talent()
@@ -839,17 +734,11 @@ func (sd *seeder) talents() (seedCount, error) {
 // unless staff have set some already.
 func (sd *seeder) prices() (seedCount, error) {
 	count := seedCount{Kind: "reference prices"}
-	var file struct {
-		Prices struct {
-			CEA    int64  `json:"cea_yuan_per_tonne"`
-			CCER   int64  `json:"ccer_yuan_per_tonne"`
-			Source string `json:"source"`
-		} `json:"reference_prices"`
-	}
-	if err := readSeed("catalog/products.json", &file); err != nil {
+	var file catalog.SeedFile
+	if err := readSeed(catalog.SeedPath, &file); err != nil {
 		return count, err
 	}
-	if file.Prices.CEA == 0 && file.Prices.CCER == 0 {
+	if file.ReferencePrices.CEA == 0 && file.ReferencePrices.CCER == 0 {
 		return count, nil
 	}
 	cat := sd.s.catalog()
@@ -867,7 +756,7 @@ func (sd *seeder) prices() (seedCount, error) {
 	}
 	if err := sd.call(func(ctx context.Context) error {
 		_, err := cat.SetReferencePrices(ctx, &catalogv1.SetReferencePricesRequest{
-			CeaYuanPerTonne: file.Prices.CEA, CcerYuanPerTonne: file.Prices.CCER, Source: file.Prices.Source,
+			CeaYuanPerTonne: file.ReferencePrices.CEA, CcerYuanPerTonne: file.ReferencePrices.CCER, Source: file.ReferencePrices.Source,
 		})
 		return err
 	}); err != nil {

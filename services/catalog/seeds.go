@@ -19,19 +19,21 @@ import (
 // SeedPath is where the catalog's demo data sit inside the seeds folder.
 const SeedPath = "catalog/products.json"
 
-type seedFile struct {
+// SeedFile is the JSON shape of SeedPath, shared by LoadSeeds and the
+// 'carbondesk seed' client.
+type SeedFile struct {
 	Note            string `json:"note"`
 	ReferencePrices struct {
 		CEA    int64  `json:"cea_yuan_per_tonne"`
 		CCER   int64  `json:"ccer_yuan_per_tonne"`
 		Source string `json:"source"`
 	} `json:"reference_prices"`
-	Products []seed `json:"products"`
+	Products []SeedProduct `json:"products"`
 }
 
-// seed is one product, owned by the seeded institution with its credit
+// SeedProduct is one product, owned by the seeded institution with its credit
 // code, with the state it should end in.
-type seed struct {
+type SeedProduct struct {
 	Key         string    `json:"key"`
 	CreditCode  string    `json:"institution_credit_code"`
 	NameZh      string    `json:"name_zh"`
@@ -83,7 +85,7 @@ func LoadSeeds(ctx context.Context, s *Server, fsys fs.FS) error {
 	if err != nil {
 		return fmt.Errorf("catalog: seeds: %w", err)
 	}
-	var f seedFile
+	var f SeedFile
 	if err := json.Unmarshal(data, &f); err != nil {
 		return fmt.Errorf("catalog: seeds: %s: %w", SeedPath, err)
 	}
@@ -98,7 +100,7 @@ func LoadSeeds(ctx context.Context, s *Server, fsys fs.FS) error {
 	}
 
 	// What is left to load, and what it needs of the view.
-	var todo []seed
+	var todo []SeedProduct
 	need := map[string]bool{} // credit code → must be ACTIVE
 	for i, sd := range f.Products {
 		if sd.Key == "" {
@@ -158,7 +160,7 @@ func (s *Server) awaitInstitutions(ctx context.Context, need map[string]bool) (m
 
 // loadSeed creates one product and takes it to its target state; false
 // when another loader created it first.
-func (s *Server) loadSeed(ctx context.Context, sd seed, in *Institution) (bool, error) {
+func (s *Server) loadSeed(ctx context.Context, sd SeedProduct, in *Institution) (bool, error) {
 	target, err := ParseState(sd.State)
 	if err != nil {
 		return false, fmt.Errorf("state: %w", err)
@@ -199,7 +201,7 @@ func (s *Server) loadSeed(ctx context.Context, sd seed, in *Institution) (bool, 
 	return true, err
 }
 
-func (sd seed) terms() (Terms, error) {
+func (sd SeedProduct) terms() (Terms, error) {
 	t := Terms{
 		NameZh:      sd.NameZh,
 		NameEn:      sd.NameEn,

@@ -24,13 +24,16 @@ const SeedPath = "matching/demands.json"
 // the batch that posts it.
 const kindSeed = "seed"
 
-type seedFile struct {
+// SeedFile is the JSON shape of SeedPath, shared by LoadSeeds and the
+// 'carbondesk seed' client.
+type SeedFile struct {
 	Note        string           `json:"note"`
-	Enterprises []seedEnterprise `json:"enterprises"`
-	Demands     []seedDemand     `json:"demands"`
+	Enterprises []SeedEnterprise `json:"enterprises"`
+	Demands     []SeedDemand     `json:"demands"`
 }
 
-type seedEnterprise struct {
+// SeedEnterprise is an enterprise the seeded demands name by Key.
+type SeedEnterprise struct {
 	Key        string `json:"key"`
 	CreditCode string `json:"credit_code"`
 	Name       string `json:"name"`
@@ -41,7 +44,8 @@ type seedEnterprise struct {
 	Emissions  int64  `json:"annual_emissions_tonnes"`
 }
 
-type seedDeal struct {
+// SeedDeal is the deal a seeded demand's completed outcome reports.
+type SeedDeal struct {
 	AmountYuan int64  `json:"amount_yuan"`
 	RateBps    int32  `json:"rate_bps"`
 	TermMonths int32  `json:"term_months"`
@@ -49,7 +53,9 @@ type seedDeal struct {
 	Note       string `json:"note"`
 }
 
-type seedDemand struct {
+// SeedDemand is one demand to post for a SeedEnterprise, with the steps
+// LoadSeeds plays on its proposals.
+type SeedDemand struct {
 	Key          string   `json:"key"`
 	Enterprise   string   `json:"enterprise"`
 	Kind         string   `json:"kind"`
@@ -65,7 +71,7 @@ type seedDemand struct {
 	Decline int  `json:"decline"`
 	Confirm bool `json:"confirm"`
 	Outcome *struct {
-		Completed *seedDeal `json:"completed"`
+		Completed *SeedDeal `json:"completed"`
 		Failed    string    `json:"failed"`
 		Note      string    `json:"note"`
 	} `json:"outcome"`
@@ -83,7 +89,7 @@ func LoadSeeds(ctx context.Context, s *Server, fsys fs.FS) error {
 	if err != nil {
 		return fmt.Errorf("matching: seeds: %w", err)
 	}
-	var f seedFile
+	var f SeedFile
 	if err := json.Unmarshal(data, &f); err != nil {
 		return fmt.Errorf("matching: seeds: %s: %w", SeedPath, err)
 	}
@@ -93,7 +99,7 @@ func LoadSeeds(ctx context.Context, s *Server, fsys fs.FS) error {
 		}
 	}
 	ctx = events.WithActor(ctx, events.System)
-	ents := map[string]seedEnterprise{}
+	ents := map[string]SeedEnterprise{}
 	for _, e := range f.Enterprises {
 		ents[e.Key] = e
 	}
@@ -105,7 +111,7 @@ func LoadSeeds(ctx context.Context, s *Server, fsys fs.FS) error {
 	return nil
 }
 
-func (s *Server) loadSeed(ctx context.Context, sd seedDemand, e seedEnterprise) error {
+func (s *Server) loadSeed(ctx context.Context, sd SeedDemand, e SeedEnterprise) error {
 	if e.Key == "" {
 		return fmt.Errorf("unknown enterprise %q", sd.Enterprise)
 	}

@@ -213,7 +213,7 @@ func TestLoadSeeds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var file seedFile
+	var file SeedFile
 	if err := json.Unmarshal(raw, &file); err != nil {
 		t.Fatal(err)
 	}

@@ -16,14 +16,15 @@ import (
 // SeedPath is where the registry's demo data sit inside the seeds folder.
 const SeedPath = "registry/institutions.json"
 
-// seedFile is the shape of SeedPath.
-type seedFile struct {
-	Note         string `json:"note"`
-	Institutions []seed `json:"institutions"`
+// SeedFile is the JSON shape of SeedPath, shared by LoadSeeds and the
+// 'carbondesk seed' client.
+type SeedFile struct {
+	Note         string            `json:"note"`
+	Institutions []SeedInstitution `json:"institutions"`
 }
 
-// seed is one institution to register, with the state it should end in.
-type seed struct {
+// SeedInstitution is one institution to register, with the state it should end in.
+type SeedInstitution struct {
 	CreditCode string `json:"credit_code"`
 	NameZh     string `json:"name_zh"`
 	NameEn     string `json:"name_en"`
@@ -65,7 +66,7 @@ func LoadSeeds(ctx context.Context, s *Server, fsys fs.FS) error {
 	if err != nil {
 		return fmt.Errorf("registry: seeds: %w", err)
 	}
-	var f seedFile
+	var f SeedFile
 	if err := json.Unmarshal(data, &f); err != nil {
 		return fmt.Errorf("registry: seeds: %s: %w", SeedPath, err)
 	}
@@ -88,7 +89,7 @@ func LoadSeeds(ctx context.Context, s *Server, fsys fs.FS) error {
 
 // loadSeed registers one seed and reviews it to its target state. It
 // reports false when the code was already registered.
-func (s *Server) loadSeed(ctx context.Context, sd seed) (bool, error) {
+func (s *Server) loadSeed(ctx context.Context, sd SeedInstitution) (bool, error) {
 	target, err := ParseState(sd.State)
 	if err != nil {
 		return false, fmt.Errorf("state: %w", err)

@@ -32,13 +32,16 @@ const SeedPath = "talent/season.json"
 // events start at local hours.
 var beijing = time.FixedZone("CST", 8*3600)
 
-type seedFile struct {
+// SeedFile is the JSON shape of SeedPath, shared by LoadSeeds and the
+// 'carbondesk seed' client.
+type SeedFile struct {
 	Note    string       `json:"note"`
-	Talents []seedTalent `json:"talents"`
-	Events  []seedEvent  `json:"events"`
+	Talents []SeedTalent `json:"talents"`
+	Events  []SeedEvent  `json:"events"`
 }
 
-type seedTalent struct {
+// SeedTalent is one person of the talent base, known by Key.
+type SeedTalent struct {
 	Key            string   `json:"key"`
 	Name           string   `json:"name"`
 	Organization   string   `json:"organization"`
@@ -54,7 +57,9 @@ type seedTalent struct {
 	} `json:"certifications"`
 }
 
-type seedEvent struct {
+// SeedEvent is one event of the season, its days counted from the day
+// the seeds are loaded, with the state it should end in.
+type SeedEvent struct {
 	Key           string   `json:"key"`
 	HostCode      string   `json:"host_credit_code"` // "": the district
 	TitleZh       string   `json:"title_zh"`
@@ -106,7 +111,7 @@ func LoadSeeds(ctx context.Context, s *Server, fsys fs.FS) error {
 	if err != nil {
 		return fmt.Errorf("talent: seeds: %w", err)
 	}
-	var f seedFile
+	var f SeedFile
 	if err := json.Unmarshal(data, &f); err != nil {
 		return fmt.Errorf("talent: seeds: %s: %w", SeedPath, err)
 	}
@@ -131,7 +136,7 @@ func LoadSeeds(ctx context.Context, s *Server, fsys fs.FS) error {
 		}
 	}
 
-	var todo []seedEvent
+	var todo []SeedEvent
 	need := map[string]bool{}
 	for i, sd := range f.Events {
 		if sd.Key == "" {
@@ -167,7 +172,7 @@ func LoadSeeds(ctx context.Context, s *Server, fsys fs.FS) error {
 
 // seedTalent creates one talent unless its key is marked, and returns it
 // (false: it was there).
-func (s *Server) seedTalent(ctx context.Context, sd seedTalent, now time.Time) (*talentv1.Talent, bool, error) {
+func (s *Server) seedTalent(ctx context.Context, sd SeedTalent, now time.Time) (*talentv1.Talent, bool, error) {
 	mark := "talent:" + sd.Key
 	if rec, err := s.st.Get(ctx, kindSeed, mark); err == nil {
 		p, err := s.getTalent(ctx, string(rec.Data))
@@ -244,7 +249,7 @@ func (s *Server) withClock(now func() time.Time) *Server {
 }
 
 // seedEvent creates one event and plays it to its state.
-func (s *Server) seedEvent(ctx context.Context, sd seedEvent, host *Institution, talents map[string]*talentv1.Talent, day, now time.Time) error {
+func (s *Server) seedEvent(ctx context.Context, sd SeedEvent, host *Institution, talents map[string]*talentv1.Talent, day, now time.Time) error {
 	e, err := sd.event(day)
 	if err != nil {
 		return err
@@ -343,7 +348,7 @@ func (s *Server) registrantCtx(ctx context.Context, org string) context.Context 
 }
 
 // event builds the request's event of a seed, its days counted from day.
-func (sd seedEvent) event(day time.Time) (*talentv1.Event, error) {
+func (sd SeedEvent) event(day time.Time) (*talentv1.Event, error) {
 	start := day.AddDate(0, 0, sd.StartInDays).Add(time.Duration(sd.StartHour) * time.Hour)
 	deadlineDays := sd.DeadlineDays
 	if deadlineDays == 0 {
