@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -22,6 +20,7 @@ import (
 	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
 	talentv1 "github.com/carbondesk/carbondesk/gen/carbondesk/talent/v1"
 	"github.com/carbondesk/carbondesk/internal/app"
+	"github.com/carbondesk/carbondesk/internal/app/apptest"
 )
 
 // desk is a whole carbondesk (app.Run) started inside the test process on
@@ -41,28 +40,7 @@ func startDesk(t *testing.T) *desk {
 	cfg.Seed = false
 	cfg.ShutdownTimeout = 5 * time.Second
 
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan app.Ready, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- app.Run(ctx, cfg, slog.New(slog.DiscardHandler), func(r app.Ready) { ready <- r })
-	}()
-	var r app.Ready
-	select {
-	case r = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("app.Run ended before it was ready: %v", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("app.Run not ready within 30s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("app.Run: %v", err)
-		}
-	})
+	r, _ := apptest.Start(t, cfg, nil, 30*time.Second)
 	tok, err := mintStaffToken(cfg.DataDir, "")
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 
 	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
 	"github.com/carbondesk/carbondesk/internal/app"
+	"github.com/carbondesk/carbondesk/internal/app/apptest"
 	"github.com/carbondesk/carbondesk/internal/auth"
 	"github.com/carbondesk/carbondesk/services/registry"
 )
@@ -51,26 +52,7 @@ func startApp(t *testing.T, log *slog.Logger, tune func(*app.Config)) *testApp {
 		tune(&cfg)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan app.Ready, 1)
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx, cfg, log, func(r app.Ready) { ready <- r }) }()
-	var r app.Ready
-	select {
-	case r = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("app.Run ended before it was ready: %v", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("app.Run not ready within 30s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("app.Run: %v", err)
-		}
-	})
+	r, _ := apptest.Start(t, cfg, log, 30*time.Second)
 
 	// The key a carbondesk on this data folder trusts: Run created it.
 	key, created, err := auth.LoadOrCreateDevKey(cfg.DataDir)

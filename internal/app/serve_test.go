@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/carbondesk/carbondesk/internal/app"
+	"github.com/carbondesk/carbondesk/internal/app/apptest"
 	"github.com/carbondesk/carbondesk/internal/events"
 	"github.com/carbondesk/carbondesk/internal/natsx"
 	"github.com/carbondesk/carbondesk/internal/testenv"
@@ -40,25 +40,8 @@ func runService(t *testing.T, service, natsURL, prefix string, tune func(*app.Co
 	if tune != nil {
 		tune(&cfg)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan app.Ready, 1)
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx, cfg, slog.New(slog.DiscardHandler), func(r app.Ready) { ready <- r }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("app.Run: %v", err)
-		}
-	})
-	select {
-	case r := <-ready:
-		return r
-	case err := <-done:
-		t.Fatalf("app.Run ended before it was ready: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("app.Run not ready within 30s")
-	}
-	return app.Ready{}
+	r, _ := apptest.Start(t, cfg, nil, 30*time.Second)
+	return r
 }
 
 func scrape(t *testing.T, addr string) string {

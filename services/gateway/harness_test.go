@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -18,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/carbondesk/carbondesk/internal/app"
+	"github.com/carbondesk/carbondesk/internal/app/apptest"
 	"github.com/carbondesk/carbondesk/internal/auth"
 	"github.com/carbondesk/carbondesk/services/registry"
 )
@@ -45,26 +45,7 @@ func startDesk(t *testing.T) *desk {
 	cfg.WritesPerSecond = 1e6
 	cfg.WriteBurst = 1e6
 
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan app.Ready, 1)
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx, cfg, slog.New(slog.DiscardHandler), func(r app.Ready) { ready <- r }) }()
-	var r app.Ready
-	select {
-	case r = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("app.Run ended before it was ready: %v", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("app.Run not ready within 30s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("app.Run: %v", err)
-		}
-	})
+	r, _ := apptest.Start(t, cfg, nil, 30*time.Second)
 	if r.HTTPAddr == "" || !r.DevTokens {
 		t.Fatalf("ready = %+v; want an HTTP address and development tokens", r)
 	}

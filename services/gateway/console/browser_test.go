@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/carbondesk/carbondesk/internal/app"
+	"github.com/carbondesk/carbondesk/internal/app/apptest"
 	"github.com/carbondesk/carbondesk/internal/auth"
 )
 
@@ -386,33 +387,13 @@ func startDeskAt(t *testing.T, dataDir, httpAddr string) *desk {
 	cfg.WritesPerSecond = 1e6
 	cfg.WriteBurst = 1e6
 
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan app.Ready, 1)
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx, cfg, log, func(r app.Ready) { ready <- r }) }()
-	var r app.Ready
-	select {
-	case r = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("app.Run ended before it was ready: %v\n%s", err, logs.String())
-	case <-time.After(60 * time.Second):
-		cancel()
-		t.Fatal("app.Run not ready within 60s")
-	}
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("app.Run: %v", err)
-			}
-			if t.Failed() {
-				t.Logf("desk log (warnings and errors):\n%s", logs.String())
-			}
-		})
-	}
-	t.Cleanup(stop)
+	// Registered before the desk's own stop, so it runs after it.
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("desk log (warnings and errors):\n%s", logs.String())
+		}
+	})
+	r, stop := apptest.Start(t, cfg, log, 60*time.Second)
 	if r.HTTPAddr == "" {
 		t.Fatal("the desk serves no HTTP: is --http wired into app.Run?")
 	}
