@@ -14,38 +14,43 @@ import (
 // everything (versions, and the types of every key it will write, so that no
 // write can fail with WRONGTYPE), and phase 2 only writes.
 //
-// Index keys are built inside the script from the old terms it reads, so
-// they are not declared in KEYS; that is sound on Redis Cluster only because
-// the prefix's hash tag puts them in the same slot as the declared keys.
+// Index keys are built inside the script from the terms, so they are not
+// declared in KEYS; that is sound on Redis Cluster only because the prefix's
+// hash tag puts them in the same slot as the declared keys.
 //
 //	KEYS[1]     the outbox stream
 //	KEYS[1+i]   the record hash of put i
 //	ARGV[1]     the index key prefix "<prefix>:ix:"
 //	ARGV[2..3]  the number of puts, the number of events
-//	then 6 per put: kind, id, expected version, delete ("1" or "0"), data,
-//	                index terms (encodeTerms)
+//	then per put: kind, id, expected version, delete ("1" or "0"), data,
+//	              index terms (encodeTerms, stored in the hash), n, then the
+//	              n terms themselves
 //	then 3 per event: id, subject, data
 //
-// It returns {1, new version of each put...} or, when a check fails,
-// {0, put number (1-based), current version}.
+// The new terms come as separate arguments so that a new record, the common
+// case, costs no decoding; only a record that already has terms has its old
+// ones decoded. It returns {1, new version of each put...} or, when a check
+// fails, {0, put number (1-based), current version}.
 const applyScript = `
+local call, pcall, find, sub, tonumber = redis.call, redis.pcall, string.find, string.sub, tonumber
+
 local function decode(s)
   local terms, pos = {}, 1
   while pos <= #s do
-    local colon = string.find(s, ':', pos, true)
-    local n = tonumber(string.sub(s, pos, colon - 1))
-    terms[string.sub(s, colon + 1, colon + n)] = true
+    local colon = find(s, ':', pos, true)
+    local n = tonumber(sub(s, pos, colon - 1))
+    terms[sub(s, colon + 1, colon + n)] = true
     pos = colon + n + 1
   end
   return terms
 end
 
--- checked remembers keys already found usable: a batch touches the same
--- index keys many times (five matches of one demand share four terms).
+-- checked remembers index keys already found usable: a batch touches the
+-- same index keys many times (five matches of one demand share four terms).
 local checked = {}
 local function usable(key, want)
   if checked[key] then return true end
-  local t = redis.call('TYPE', key)['ok']
+  local t = call('TYPE', key)['ok']
   if t == 'none' or t == want then
     checked[key] = true
     return true
@@ -55,29 +60,41 @@ end
 
 local ixp, nput, nev = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local plan = {}
+local a = 4
 
 -- Phase 1: checks only.
 for i = 1, nput do
-  local a = 3 + (i - 1) * 6
-  local p = {key = KEYS[1 + i], id = ARGV[a + 2], del = ARGV[a + 4] == '1', data = ARGV[a + 5], ix = ARGV[a + 6]}
-  p.base = ixp .. ARGV[a + 1] .. ':'
-  local expect = tonumber(ARGV[a + 3])
-  if not usable(p.key, 'hash') then
+  local p = {key = KEYS[1 + i], id = ARGV[a + 1], del = ARGV[a + 3] == '1', data = ARGV[a + 4], ix = ARGV[a + 5]}
+  p.base = ixp .. ARGV[a] .. ':'
+  local expect = tonumber(ARGV[a + 2])
+  local nt = tonumber(ARGV[a + 6])
+  local new = {}
+  if not p.del then
+    for j = a + 7, a + 6 + nt do new[ARGV[j]] = true end
+  end
+  p.new = new
+  a = a + 7 + nt
+  -- A read fails harmlessly on a key of the wrong type: nothing is written yet.
+  local cur = pcall('HMGET', p.key, 'v', 'ix')
+  if cur.err then
     return redis.error_reply('WRONGTYPE ' .. p.key .. ' is not a record hash')
   end
-  local cur = redis.call('HMGET', p.key, 'v', 'ix')
   p.v = tonumber(cur[1]) or 0
   if expect >= 0 and p.v ~= expect then
     return {0, i, p.v}
   end
   p.old = cur[2] and decode(cur[2]) or {}
-  if p.del then p.new = {} else p.new = decode(p.ix) end
-  local touched = {p.base}
-  for t in pairs(p.old) do touched[#touched + 1] = p.base .. t end
-  for t in pairs(p.new) do touched[#touched + 1] = p.base .. t end
-  for _, k in ipairs(touched) do
-    if not usable(k, 'zset') then
-      return redis.error_reply('WRONGTYPE ' .. k .. ' is not an index sorted set')
+  if not usable(p.base, 'zset') then
+    return redis.error_reply('WRONGTYPE ' .. p.base .. ' is not an index sorted set')
+  end
+  for t in pairs(p.old) do
+    if not usable(p.base .. t, 'zset') then
+      return redis.error_reply('WRONGTYPE ' .. p.base .. t .. ' is not an index sorted set')
+    end
+  end
+  for t in pairs(new) do
+    if not usable(p.base .. t, 'zset') then
+      return redis.error_reply('WRONGTYPE ' .. p.base .. t .. ' is not an index sorted set')
     end
   end
   plan[i] = p
@@ -91,26 +108,26 @@ local out = {1}
 for i = 1, nput do
   local p = plan[i]
   for t in pairs(p.old) do
-    if not p.new[t] then redis.call('ZREM', p.base .. t, p.id) end
+    if not p.new[t] then call('ZREM', p.base .. t, p.id) end
   end
   if p.del then
     if p.v > 0 then
-      redis.call('ZREM', p.base, p.id)
-      redis.call('DEL', p.key)
+      call('ZREM', p.base, p.id)
+      call('DEL', p.key)
     end
     out[#out + 1] = 0
   else
-    redis.call('HSET', p.key, 'v', p.v + 1, 'd', p.data, 'ix', p.ix)
-    if p.v == 0 then redis.call('ZADD', p.base, 0, p.id) end
+    call('HSET', p.key, 'v', p.v + 1, 'd', p.data, 'ix', p.ix)
+    if p.v == 0 then call('ZADD', p.base, 0, p.id) end
     for t in pairs(p.new) do
-      if not p.old[t] then redis.call('ZADD', p.base .. t, 0, p.id) end
+      if not p.old[t] then call('ZADD', p.base .. t, 0, p.id) end
     end
     out[#out + 1] = p.v + 1
   end
 end
 for j = 1, nev do
-  local a = 3 + nput * 6 + (j - 1) * 3
-  redis.call('XADD', KEYS[1], '*', 'id', ARGV[a + 1], 's', ARGV[a + 2], 'd', ARGV[a + 3])
+  call('XADD', KEYS[1], '*', 'id', ARGV[a], 's', ARGV[a + 1], 'd', ARGV[a + 2])
+  a = a + 3
 end
 return out
 `
@@ -126,7 +143,7 @@ func (s *Store) Apply(ctx context.Context, b store.Batch) ([]int64, error) {
 	}
 	keys := make([]string, 0, 1+len(b.Puts))
 	keys = append(keys, s.outbox)
-	args := make([]any, 0, 3+6*len(b.Puts)+3*len(b.Events))
+	args := make([]any, 0, 3+12*len(b.Puts)+3*len(b.Events))
 	args = append(args, s.ixPrefix, len(b.Puts), len(b.Events))
 	for _, p := range b.Puts {
 		if err := checkKind(p.Kind); err != nil {
@@ -137,7 +154,11 @@ func (s *Store) Apply(ctx context.Context, b store.Batch) ([]int64, error) {
 			del = "1"
 		}
 		keys = append(keys, s.recordKey(p.Kind, p.ID))
-		args = append(args, p.Kind, p.ID, p.Expect, del, p.Data, encodeTerms(store.NormalizeIndex(p.Index)))
+		terms := store.NormalizeIndex(p.Index)
+		args = append(args, p.Kind, p.ID, p.Expect, del, p.Data, encodeTerms(terms), len(terms))
+		for _, t := range terms {
+			args = append(args, t)
+		}
 	}
 	for _, e := range b.Events {
 		args = append(args, e.ID, e.Subject, e.Data)

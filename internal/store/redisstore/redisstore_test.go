@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -135,6 +136,22 @@ func TestScriptErrorWritesNothing(t *testing.T) {
 	n, err := client.Exists(ctx, prefix+":ix:thing:t=ok", prefix+":ix:thing:", prefix+":outbox").Result()
 	if err != nil || n != 0 {
 		t.Errorf("%d index or outbox keys exist after the failed script (err %v), want 0", n, err)
+	}
+
+	// The same with a record key of the wrong type: the batch's first put
+	// would be written before the second one's key is read.
+	if err := client.Set(ctx, prefix+":r:thing:c", "not a record hash", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Apply(ctx, store.Batch{Puts: []store.Put{
+		{Kind: "thing", ID: "a", Index: []string{"t=ok"}},
+		{Kind: "thing", ID: "c"},
+	}, Events: ev})
+	if err == nil || !strings.Contains(err.Error(), "is not a record hash") {
+		t.Fatalf("Apply = %v, want the record hash's type named", err)
+	}
+	if _, err := s.Get(ctx, "thing", "a"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Get(a) = %v, want ErrNotFound: the failed script wrote", err)
 	}
 
 	// The same with the outbox in the way.
