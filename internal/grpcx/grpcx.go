@@ -62,6 +62,7 @@ func New(log *slog.Logger, o Options) *Server {
 	stream := append([]grpc.StreamServerInterceptor{logStream(log, o.Observe), recoverStream(log)}, o.Stream...)
 	opts := append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(MaxMessageBytes),
+		grpc.ForceServerCodecV2(NewCodec()),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 	}, o.ServerOptions...)

@@ -12,6 +12,7 @@ import (
 	matchingv1 "github.com/carbondesk/carbondesk/gen/carbondesk/matching/v1"
 	"github.com/carbondesk/carbondesk/internal/errs"
 	"github.com/carbondesk/carbondesk/internal/events"
+	"github.com/carbondesk/carbondesk/internal/grpcx"
 )
 
 // errHubNotRunning: Run has not given the server its JetStream yet.
@@ -51,7 +52,7 @@ type hubSub struct {
 	keep func(*matchingv1.Match) bool
 
 	mu      sync.Mutex
-	pending []*matchingv1.WatchMatchesResponse
+	pending []*grpcx.Encoded
 	behind  time.Time     // since when pending holds more than the buffer
 	notify  chan struct{} // a change was queued (cap 1)
 	// end is closed when the hub drops the watcher: it fell behind
@@ -60,9 +61,10 @@ type hubSub struct {
 	overflow string
 }
 
-// offer queues r; false when the watcher has been more than buffer changes
+// offer queues r (a *matchingv1.WatchMatchesResponse encoded once for
+// every watcher); false when the watcher has been more than buffer changes
 // behind for longer than grace (or 16 buffers behind at all): it is cut.
-func (sub *hubSub) offer(r *matchingv1.WatchMatchesResponse, buffer int, grace time.Duration, now time.Time) bool {
+func (sub *hubSub) offer(r *grpcx.Encoded, buffer int, grace time.Duration, now time.Time) bool {
 	sub.mu.Lock()
 	sub.pending = append(sub.pending, r)
 	n := len(sub.pending)
@@ -86,7 +88,7 @@ func (sub *hubSub) offer(r *matchingv1.WatchMatchesResponse, buffer int, grace t
 }
 
 // take returns what is queued and empties the queue.
-func (sub *hubSub) take() []*matchingv1.WatchMatchesResponse {
+func (sub *hubSub) take() []*grpcx.Encoded {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
 	out := sub.pending
@@ -231,14 +233,19 @@ func (h *watchHub) consume(ctx context.Context, js jetstream.JetStream, ready ch
 		if err := env.GetPayload().UnmarshalTo(m); err != nil {
 			continue
 		}
-		r := &matchingv1.WatchMatchesResponse{EventId: env.GetId(), EventType: env.GetType(), EventTime: env.GetTime(), Match: m}
+		// Marshalled here once, not once per watcher: with a thousand
+		// watchers that was most of the server's work per change.
+		r, err := grpcx.Encode(&matchingv1.WatchMatchesResponse{EventId: env.GetId(), EventType: env.GetType(), EventTime: env.GetTime(), Match: m})
+		if err != nil {
+			continue
+		}
 		h.fanOut(m, r)
 	}
 }
 
 // fanOut offers one change to every watcher that keeps it; a watcher that
 // stopped keeping up is dropped. Watchers share r: they only read it.
-func (h *watchHub) fanOut(m *matchingv1.Match, r *matchingv1.WatchMatchesResponse) {
+func (h *watchHub) fanOut(m *matchingv1.Match, r *grpcx.Encoded) {
 	now := time.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -274,7 +281,7 @@ func (h *watchHub) sweep(now time.Time) {
 }
 
 // watchLive serves a live watcher from the hub.
-func (s *Server) watchLive(ctx context.Context, keep func(*matchingv1.Match) bool, send func(*matchingv1.WatchMatchesResponse) error, ready func() error) error {
+func (s *Server) watchLive(ctx context.Context, keep func(*matchingv1.Match) bool, send func(any) error, ready func() error) error {
 	sub, err := s.hub.subscribe(ctx, keep)
 	if err != nil {
 		if ctx.Err() != nil {

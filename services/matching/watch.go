@@ -75,7 +75,9 @@ func (s *Server) WatchMatches(req *matchingv1.WatchMatchesRequest, stream grpc.S
 	// after it arrived is delivered.
 	ready := func() error { return stream.SendHeader(metadata.Pairs(WatchReadyHeader, "1")) }
 	if start.IsZero() {
-		return s.watchLive(ctx, keep, stream.Send, ready)
+		// SendMsg, not Send: the hub hands over changes already encoded
+		// (grpcx.Encoded), which the server's codec sends as they are.
+		return s.watchLive(ctx, keep, stream.SendMsg, ready)
 	}
 	js := s.jetStream()
 	if js == nil {
