@@ -68,12 +68,24 @@ func ActorFrom(ctx context.Context) Actor {
 // New builds the outbox entry for one change: an envelope with a fresh id,
 // the entity's id and new version, the actor, and the new state as payload.
 func New(subject, entityID string, version int64, actor Actor, now time.Time, state proto.Message) (store.Event, error) {
+	return NewEncoded(subject, entityID, version, actor, now, state, nil)
+}
+
+// NewEncoded is New for a state the caller has already marshalled (to
+// store it in the same batch): encoded must be proto.Marshal(state), and
+// the state is not marshalled again. With encoded nil it is New.
+func NewEncoded(subject, entityID string, version int64, actor Actor, now time.Time, state proto.Message, encoded []byte) (store.Event, error) {
 	if !strings.HasPrefix(subject, SubjectPrefix) {
 		return store.Event{}, fmt.Errorf("events: subject %q lacks prefix %q", subject, SubjectPrefix)
 	}
-	payload, err := anypb.New(state)
-	if err != nil {
-		return store.Event{}, fmt.Errorf("events: pack payload: %w", err)
+	var payload *anypb.Any
+	if encoded != nil {
+		payload = &anypb.Any{TypeUrl: typeURLPrefix + string(state.ProtoReflect().Descriptor().FullName()), Value: encoded}
+	} else {
+		var err error
+		if payload, err = anypb.New(state); err != nil {
+			return store.Event{}, fmt.Errorf("events: pack payload: %w", err)
+		}
 	}
 	env := &eventv1.Envelope{
 		Id:            NewID(now),
@@ -90,6 +102,9 @@ func New(subject, entityID string, version int64, actor Actor, now time.Time, st
 	}
 	return store.Event{ID: env.Id, Subject: subject, Data: data}, nil
 }
+
+// typeURLPrefix is what anypb.New puts before a message's full name.
+const typeURLPrefix = "type.googleapis.com/"
 
 // Decode unmarshals an envelope.
 func Decode(data []byte) (*eventv1.Envelope, error) {

@@ -65,9 +65,11 @@ var matchSubjects = map[string]string{
 // matchSubject is the subject of a move to state to.
 func matchSubject[E interface{ String() string }](to E) string { return matchSubjects[stateName(to)] }
 
-// event builds the outbox entry of one change for the same batch.
-func event(actor events.Actor, subject, id string, version int64, msg proto.Message, now time.Time) (store.Event, error) {
-	ev, err := events.New(subject, id, version, actor, now, msg)
+// eventEncoded builds the outbox entry of one change for a state already
+// marshalled for its record (encoded == proto.Marshal(msg)), which is not
+// marshalled again.
+func eventEncoded(actor events.Actor, subject, id string, version int64, msg proto.Message, encoded []byte, now time.Time) (store.Event, error) {
+	ev, err := events.NewEncoded(subject, id, version, actor, now, msg, encoded)
 	if err != nil {
 		return store.Event{}, fmt.Errorf("matching: event %s: %w", subject, err)
 	}

@@ -247,7 +247,7 @@ func (s *Server) write(ctx context.Context, a *aggregate) error {
 	}
 	b.Puts = append(b.Puts, store.Put{Kind: kindDemand, ID: d.GetId(), Expect: a.demandRead, Data: data, Index: demandTerms(d)})
 	if a.demandSubject != "" {
-		ev, err := event(actor, a.demandSubject, d.GetId(), d.GetVersion(), d, a.now)
+		ev, err := eventEncoded(actor, a.demandSubject, d.GetId(), d.GetVersion(), d, data, a.now)
 		if err != nil {
 			return err
 		}
@@ -268,7 +268,7 @@ func (s *Server) write(ctx context.Context, a *aggregate) error {
 		if a.created[m.GetId()] {
 			b.Puts = append(b.Puts, store.Put{Kind: kindPair, ID: pairID(d.GetId(), m.GetProductId()), Expect: store.MustNotExist, Data: []byte(m.GetId())})
 		}
-		ev, err := event(actor, subject, m.GetId(), m.GetVersion(), m, a.now)
+		ev, err := eventEncoded(actor, subject, m.GetId(), m.GetVersion(), m, data, a.now)
 		if err != nil {
 			return err
 		}
