@@ -75,6 +75,7 @@ import (
 
 type options struct {
 	cpuProfile   string
+	memProfile   string
 	redisURL     string
 	institutions int
 	products     int
@@ -106,6 +107,7 @@ func main() {
 	flag.DurationVar(&o.tputDuration, "tput-duration", 10*time.Second, "length of each closed-loop throughput run (max 60s)")
 	flag.IntVar(&o.rounds, "rounds", 1, "floor/PostDemand throughput rounds (1..5)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the whole run to this file at the end")
 	flag.IntVar(&o.topK, "topk", 5, "matching policy TopK: proposals (and match events) per demand")
 	flag.BoolVar(&o.relaxedSync, "relaxed-sync", false, "RELAXED SYNC: run the embedded NATS without sync always (fsync every 2 min); NOT the durable default, for measuring only")
 	flag.DurationVar(&o.drainTimeout, "drain-timeout", 90*time.Second, "how long to wait for events after a run and for the matching outbox to drain between phases")
@@ -157,6 +159,20 @@ func run(ctx context.Context, o options) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if o.memProfile != "" {
+		runtime.MemProfileRate = 64 << 10
+		defer func() {
+			f, err := os.Create(o.memProfile)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "benchdesk: --memprofile: %v\n", err)
+				return
+			}
+			defer f.Close()
+			if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+				fmt.Fprintf(os.Stderr, "benchdesk: --memprofile: %v\n", err)
+			}
+		}()
+	}
 	printMachine(o)
 
 	d, err := startDesk(ctx, o, log)
@@ -206,7 +222,7 @@ func run(ctx context.Context, o options) error {
 		fmt.Printf("  matching outbox drained %s after the last event was waited for\n\n", time.Since(waited).Round(time.Millisecond))
 	}
 
-	fs, err := startFloor(ctx, d, log)
+	fs, err := startFloor(ctx, d, log, 1+o.topK)
 	if err != nil {
 		return err
 	}
@@ -227,10 +243,16 @@ func run(ctx context.Context, o options) error {
 		if err != nil {
 			return err
 		}
+		fe, err := closedLoop(ctx, o.concurrency, o.tputDuration, fs.callEvents)
+		if err != nil {
+			return err
+		}
 		fmt.Printf("round %d\n", round)
 		fl.print("floor (EVALSHA + JetStream publish)")
+		fe.print(fmt.Sprintf("floor with PostDemand's %d events (EVALSHA + %d pipelined publishes)", 1+o.topK, 1+o.topK))
+		fmt.Printf("  ratio floor-with-%d-events / floor: %.2f (the most any write with %d events can reach)\n", 1+o.topK, fe.rate()/fl.rate(), 1+o.topK)
 		pd.print("PostDemand")
-		fmt.Printf("  ratio PostDemand / floor: %.2f (target >= 0.50)\n", pd.rate()/fl.rate())
+		fmt.Printf("  ratio PostDemand / floor: %.2f (target >= 0.50); PostDemand / floor-with-%d-events: %.2f\n", pd.rate()/fl.rate(), 1+o.topK, pd.rate()/fe.rate())
 		cp.print("CreateProduct (a draft: 1 record, 1 event)")
 		fmt.Printf("  ratio CreateProduct / floor: %.2f\n", cp.rate()/fl.rate())
 		fmt.Printf("  matching relay meanwhile: %.0f events/s published (PostDemand committed ~%.0f events/s)\n", relayRate, pd.rate()*float64(1+o.topK))
@@ -941,18 +963,22 @@ type floor struct {
 	script *redis.Script
 	prefix string
 	seq    atomic.Int64
+	events int // publishes per call of WriteEvents
 }
 
-const floorMethod = "/benchdesk.Floor/Write"
+const (
+	floorMethod       = "/benchdesk.Floor/Write"
+	floorEventsMethod = "/benchdesk.Floor/WriteEvents"
+)
 
-func startFloor(ctx context.Context, d *desk, log *slog.Logger) (*floor, error) {
+func startFloor(ctx context.Context, d *desk, log *slog.Logger, nevents int) (*floor, error) {
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := d.js.CreateOrUpdateStream(sctx, jetstream.StreamConfig{Name: "BENCHFLOOR", Subjects: []string{"benchfloor.>"},
 		Storage: jetstream.FileStorage, Retention: jetstream.LimitsPolicy, Duplicates: events.DuplicateWindow}); err != nil {
 		return nil, err
 	}
-	f := &floor{rdb: d.rdb, js: d.js, prefix: d.prefix + ":{floor}:k:",
+	f := &floor{rdb: d.rdb, js: d.js, prefix: d.prefix + ":{floor}:k:", events: nevents,
 		script: redis.NewScript(`redis.call('SET', KEYS[1], ARGV[1]) return 1`)}
 	if err := f.script.Load(sctx, d.rdb).Err(); err != nil {
 		return nil, err
@@ -961,7 +987,7 @@ func startFloor(ctx context.Context, d *desk, log *slog.Logger) (*floor, error) 
 	f.srv.RegisterService(&grpc.ServiceDesc{
 		ServiceName: "benchdesk.Floor",
 		HandlerType: (*any)(nil),
-		Methods:     []grpc.MethodDesc{{MethodName: "Write", Handler: f.handle}},
+		Methods:     []grpc.MethodDesc{{MethodName: "Write", Handler: f.handle}, {MethodName: "WriteEvents", Handler: f.handleEvents}},
 	}, f)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -981,6 +1007,17 @@ func (f *floor) close() {
 }
 
 func (f *floor) handle(_ any, ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor) (any, error) {
+	return f.serve(ctx, dec, ic, floorMethod, 1)
+}
+
+// handleEvents is the floor with PostDemand's event count: one EVALSHA and
+// f.events acknowledged publishes, pipelined (all in flight, then every
+// acknowledgement awaited), as the outbox relay publishes them.
+func (f *floor) handleEvents(_ any, ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor) (any, error) {
+	return f.serve(ctx, dec, ic, floorEventsMethod, f.events)
+}
+
+func (f *floor) serve(ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor, method string, events int) (any, error) {
 	in := &wrapperspb.BytesValue{}
 	if err := dec(in); err != nil {
 		return nil, err
@@ -991,15 +1028,35 @@ func (f *floor) handle(_ any, ctx context.Context, dec func(any) error, ic grpc.
 		if err := f.script.EvalSha(ctx, f.rdb, []string{f.prefix + strconv.FormatInt(n%100_000, 10)}, data).Err(); err != nil {
 			return nil, err
 		}
-		if _, err := f.js.Publish(ctx, "benchfloor.write", data); err != nil {
-			return nil, err
+		if events == 1 {
+			if _, err := f.js.Publish(ctx, "benchfloor.write", data); err != nil {
+				return nil, err
+			}
+			return &wrapperspb.BoolValue{Value: true}, nil
+		}
+		acks := make([]jetstream.PubAckFuture, 0, events)
+		for range events {
+			a, err := f.js.PublishAsync("benchfloor.write", data)
+			if err != nil {
+				return nil, err
+			}
+			acks = append(acks, a)
+		}
+		for _, a := range acks {
+			select {
+			case <-a.Ok():
+			case err := <-a.Err():
+				return nil, err
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 		}
 		return &wrapperspb.BoolValue{Value: true}, nil
 	}
 	if ic == nil {
 		return h(ctx, in)
 	}
-	return ic(ctx, in, &grpc.UnaryServerInfo{Server: f, FullMethod: floorMethod}, h)
+	return ic(ctx, in, &grpc.UnaryServerInfo{Server: f, FullMethod: method}, h)
 }
 
 var floorPayload = make([]byte, 600)
@@ -1008,6 +1065,12 @@ func (f *floor) call(ctx context.Context, _, _ int) error {
 	c, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return f.conn.Invoke(c, floorMethod, &wrapperspb.BytesValue{Value: floorPayload}, &wrapperspb.BoolValue{})
+}
+
+func (f *floor) callEvents(ctx context.Context, _, _ int) error {
+	c, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return f.conn.Invoke(c, floorEventsMethod, &wrapperspb.BytesValue{Value: floorPayload}, &wrapperspb.BoolValue{})
 }
 
 // publishProbe measures what pipelining the outbox relay's publishes would
