@@ -52,8 +52,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -76,6 +79,7 @@ import (
 type options struct {
 	cpuProfile   string
 	memProfile   string
+	fullDecode   bool
 	redisURL     string
 	institutions int
 	products     int
@@ -107,6 +111,7 @@ func main() {
 	flag.DurationVar(&o.tputDuration, "tput-duration", 10*time.Second, "length of each closed-loop throughput run (max 60s)")
 	flag.IntVar(&o.rounds, "rounds", 1, "floor/PostDemand throughput rounds (1..5)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file")
+	flag.BoolVar(&o.fullDecode, "full-decode", false, "the load generator and the subscriber unmarshal every response and event in full (by default they read only the ids they need: they share the server's cores, where real clients would not)")
 	flag.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the whole run to this file at the end")
 	flag.IntVar(&o.topK, "topk", 5, "matching policy TopK: proposals (and match events) per demand")
 	flag.BoolVar(&o.relaxedSync, "relaxed-sync", false, "RELAXED SYNC: run the embedded NATS without sync always (fsync every 2 min); NOT the durable default, for measuring only")
@@ -194,7 +199,7 @@ func run(ctx context.Context, o options) error {
 	}
 	fmt.Printf("setup: %d institutions, %d products published and indexed in %s\n\n", o.institutions, o.products, time.Since(t0).Round(time.Millisecond))
 
-	sub, err := d.subscribe()
+	sub, err := d.subscribe(o.fullDecode)
 	if err != nil {
 		return err
 	}
@@ -676,7 +681,7 @@ type subscriber struct {
 	bad   atomic.Int64
 }
 
-func (d *desk) subscribe() (*subscriber, error) {
+func (d *desk) subscribe(fullDecode bool) (*subscriber, error) {
 	nc, err := nats.Connect(d.ns.ClientURL(), nats.Name("benchdesk-subscriber"))
 	if err != nil {
 		return nil, err
@@ -686,15 +691,27 @@ func (d *desk) subscribe() (*subscriber, error) {
 		now := time.Now()
 		s.seen.Add(1)
 		s.bytes.Add(int64(len(m.Data)))
-		env, err := events.Decode(m.Data)
-		match := &matchingv1.Match{}
-		if err != nil || env.GetPayload().UnmarshalTo(match) != nil {
-			s.bad.Add(1)
-			return
+		var demandID string
+		if fullDecode {
+			env, err := events.Decode(m.Data)
+			match := &matchingv1.Match{}
+			if err != nil || env.GetPayload().UnmarshalTo(match) != nil {
+				s.bad.Add(1)
+				return
+			}
+			demandID = match.GetDemandId()
+		} else {
+			// Envelope.payload (7) → Any.value (2) → Match.demand_id (2).
+			payload := field(m.Data, 7)
+			demandID = string(field(field(payload, 2), 2))
+			if demandID == "" {
+				s.bad.Add(1)
+				return
+			}
 		}
 		s.mu.Lock()
-		if _, ok := s.first[match.GetDemandId()]; !ok {
-			s.first[match.GetDemandId()] = now
+		if _, ok := s.first[demandID]; !ok {
+			s.first[demandID] = now
 		}
 		s.mu.Unlock()
 	})
@@ -768,8 +785,8 @@ func (d *desk) paced(ctx context.Context, o options, sub *subscriber, ents []ent
 			e := ents[i%len(ents)]
 			c, cancel := context.WithTimeout(e.ctx, 10*time.Second)
 			defer cancel()
-			resp, err := client.PostDemand(c, &matchingv1.PostDemandRequest{Demand: benchDemand(e.code, i)})
-			res.samples[i] = sample{intended: at, done: time.Now(), id: resp.GetDemand().GetId(), err: err}
+			id, err := d.postLean(c, client, benchDemand(e.code, i), o.fullDecode)
+			res.samples[i] = sample{intended: at, done: time.Now(), id: id, err: err}
 		}()
 	}
 	wg.Wait()
@@ -877,7 +894,7 @@ func (d *desk) postOnce(ents []enterprise, o options) func(ctx context.Context, 
 		defer cancel()
 		stop := context.AfterFunc(ctx, cancel)
 		defer stop()
-		_, err := client.PostDemand(c, &matchingv1.PostDemandRequest{Demand: benchDemand(e.code, i)})
+		_, err := d.postLean(c, client, benchDemand(e.code, i), o.fullDecode)
 		return err
 	}
 }
@@ -1139,6 +1156,75 @@ func (d *desk) waitReactions(ctx context.Context) error {
 			case <-time.After(50 * time.Millisecond):
 			}
 		}
+	}
+	return nil
+}
+
+// postLean posts a demand and returns its id. Unless full is set, the
+// response is not unmarshalled: only the demand's id is read from it, so the
+// load generator, which shares the server's two cores, does not spend them
+// decoding five matches with their reasons per call as a client on another
+// machine would.
+func (d *desk) postLean(ctx context.Context, client matchingv1.MatchingServiceClient, dm *matchingv1.Demand, full bool) (string, error) {
+	req := &matchingv1.PostDemandRequest{Demand: dm}
+	if full {
+		resp, err := client.PostDemand(ctx, req)
+		return resp.GetDemand().GetId(), err
+	}
+	var f frame
+	if err := d.conn.Invoke(ctx, matchingv1.MatchingService_PostDemand_FullMethodName, req, &f, grpc.ForceCodecV2(frameCodec{})); err != nil {
+		return "", err
+	}
+	// PostDemandResponse.demand (1) → Demand.id (1).
+	id := string(field(field(f, 1), 1))
+	if id == "" {
+		return "", errors.New("PostDemand answered without a demand id")
+	}
+	return id, nil
+}
+
+// frame is one response left undecoded.
+type frame []byte
+
+// frameCodec marshals requests as proto and hands a response over
+// undecoded when asked for a *frame.
+type frameCodec struct{}
+
+func (frameCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return encoding.GetCodecV2("proto").Marshal(v)
+}
+
+func (frameCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if f, ok := v.(*frame); ok {
+		*f = data.Materialize()
+		return nil
+	}
+	return encoding.GetCodecV2("proto").Unmarshal(data, v)
+}
+
+func (frameCodec) Name() string { return "proto" }
+
+// field returns the first length-delimited field num of a marshalled
+// message, or nil.
+func field(b []byte, num protowire.Number) []byte {
+	for len(b) > 0 {
+		n, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return nil
+		}
+		b = b[l:]
+		if n == num && typ == protowire.BytesType {
+			v, l := protowire.ConsumeBytes(b)
+			if l < 0 {
+				return nil
+			}
+			return v
+		}
+		l = protowire.ConsumeFieldValue(n, typ, b)
+		if l < 0 {
+			return nil
+		}
+		b = b[l:]
 	}
 	return nil
 }
