@@ -926,8 +926,11 @@ func (e *Engine) explainLocked(q *query, i int32) Explanation {
 	en := e.entryOf(i)
 	in := e.insts[s.inst]
 	x := Explanation{ProductID: p.ID, Published: p.Published}
-	add := func(name string, ok bool, format string, args ...any) {
-		x.Checks = append(x.Checks, Check{Name: name, OK: ok, Detail: fmt.Sprintf(format, args...)})
+	// The top K are all eligible, so the passing details are built without
+	// fmt (they are worded for every proposal made); failing ones use it.
+	x.Checks = make([]Check, 0, 9)
+	add := func(name string, ok bool, detail string) {
+		x.Checks = append(x.Checks, Check{Name: name, OK: ok, Detail: detail})
 	}
 
 	if p.Published {
@@ -937,72 +940,72 @@ func (e *Engine) explainLocked(q *query, i int32) Explanation {
 	}
 	switch {
 	case !in.known:
-		add("institution", false, "institution %s is unknown to matching, so not active", p.InstitutionID)
+		add("institution", false, "institution "+p.InstitutionID+" is unknown to matching, so not active")
 	case !in.active:
-		add("institution", false, "institution %s is not active", p.InstitutionID)
+		add("institution", false, "institution "+p.InstitutionID+" is not active")
 	default:
-		add("institution", true, "institution %s is active", p.InstitutionID)
+		add("institution", true, "institution "+p.InstitutionID+" is active")
 	}
 
 	wanted := slices.ContainsFunc(d.Categories, func(c catalogv1.ProductCategory) bool { return e.validCategory(c) })
 	switch {
 	case !e.validCategory(p.Category):
-		add("category", false, "product category %s is not a known category", name(p.Category))
+		add("category", false, "product category "+name(p.Category)+" is not a known category")
 	case !wanted:
-		add("category", true, "demand wants any category; product is %s", name(p.Category))
+		add("category", true, "demand wants any category; product is "+name(p.Category))
 	case slices.Contains(d.Categories, p.Category):
-		add("category", true, "product %s is among wanted %s", name(p.Category), names(d.Categories))
+		add("category", true, "product "+name(p.Category)+" is among wanted "+names(d.Categories))
 	default:
-		add("category", false, "product %s is not among wanted %s", name(p.Category), names(d.Categories))
+		add("category", false, "product "+name(p.Category)+" is not among wanted "+names(d.Categories))
 	}
 	switch {
 	case !e.validKind(d.Kind):
-		add("demand_kind", false, "demand kind %s is not a known kind", name(d.Kind))
+		add("demand_kind", false, "demand kind "+name(d.Kind)+" is not a known kind")
 	case slices.Contains(p.DemandKinds, d.Kind):
-		add("demand_kind", true, "product serves %s, which includes demand kind %s", names(p.DemandKinds), name(d.Kind))
+		add("demand_kind", true, "product serves "+names(p.DemandKinds)+", which includes demand kind "+name(d.Kind))
 	default:
-		add("demand_kind", false, "product serves %s, not demand kind %s", names(p.DemandKinds), name(d.Kind))
+		add("demand_kind", false, "product serves "+names(p.DemandKinds)+", not demand kind "+name(d.Kind))
 	}
 
 	a := d.AmountYuan
 	switch {
 	case a < p.AmountMin:
-		add("amount", false, "demand %s is below product minimum %s (range %s..%s)", yuan(a), yuan(p.AmountMin), yuan(p.AmountMin), yuan(p.AmountMax))
+		add("amount", false, "demand "+yuan(a)+" is below product minimum "+yuan(p.AmountMin)+" (range "+yuan(p.AmountMin)+".."+yuan(p.AmountMax)+")")
 	case a > p.AmountMax:
-		add("amount", false, "demand %s is above product maximum %s (range %s..%s)", yuan(a), yuan(p.AmountMax), yuan(p.AmountMin), yuan(p.AmountMax))
+		add("amount", false, "demand "+yuan(a)+" is above product maximum "+yuan(p.AmountMax)+" (range "+yuan(p.AmountMin)+".."+yuan(p.AmountMax)+")")
 	default:
-		add("amount", true, "demand %s within product %s..%s", yuan(a), yuan(p.AmountMin), yuan(p.AmountMax))
+		add("amount", true, "demand "+yuan(a)+" within product "+yuan(p.AmountMin)+".."+yuan(p.AmountMax))
 	}
 
 	t := d.TermMonths
 	switch {
 	case p.TermMin == 0 && p.TermMax == 0:
-		add("term", true, "product has no term constraint (demand %s)", months(t))
+		add("term", true, "product has no term constraint (demand "+months(t)+")")
 	case t == 0:
-		add("term", true, "demand states no term (product %d..%d months)", p.TermMin, p.TermMax)
+		add("term", true, "demand states no term (product "+itoa(p.TermMin)+".."+itoa(p.TermMax)+" months)")
 	case t < p.TermMin || t > p.TermMax:
-		add("term", false, "demand %d months outside product %d..%d months", t, p.TermMin, p.TermMax)
+		add("term", false, "demand "+itoa(t)+" months outside product "+itoa(p.TermMin)+".."+itoa(p.TermMax)+" months")
 	default:
-		add("term", true, "demand %d months within product %d..%d months", t, p.TermMin, p.TermMax)
+		add("term", true, "demand "+itoa(t)+" months within product "+itoa(p.TermMin)+".."+itoa(p.TermMax)+" months")
 	}
 
 	switch {
 	case len(p.Sectors) == 0:
-		add("sector", true, "product is open to all sectors (demand %s)", name(d.Sector))
+		add("sector", true, "product is open to all sectors (demand "+name(d.Sector)+")")
 	case slices.Contains(p.Sectors, d.Sector) && sectorBit(d.Sector) != 0:
-		add("sector", true, "demand sector %s is among eligible %s", name(d.Sector), names(p.Sectors))
+		add("sector", true, "demand sector "+name(d.Sector)+" is among eligible "+names(p.Sectors))
 	default:
-		add("sector", false, "demand sector %s is not among eligible %s", name(d.Sector), names(p.Sectors))
+		add("sector", false, "demand sector "+name(d.Sector)+" is not among eligible "+names(p.Sectors))
 	}
 
 	switch {
 	case len(p.Regions) == 0:
-		add("region", true, "product is open to all regions (demand %s)", orNone(d.Region))
+		add("region", true, "product is open to all regions (demand "+orNone(d.Region)+")")
 	case slices.ContainsFunc(s.regions, q.inRegion):
 		j := slices.IndexFunc(s.regions, q.inRegion)
-		add("region", true, "demand region %s lies in eligible %s", orNone(d.Region), p.Regions[j])
+		add("region", true, "demand region "+orNone(d.Region)+" lies in eligible "+p.Regions[j])
 	default:
-		add("region", false, "demand region %s lies in none of eligible %s", orNone(d.Region), strings.Join(p.Regions, ", "))
+		add("region", false, "demand region "+orNone(d.Region)+" lies in none of eligible "+strings.Join(p.Regions, ", "))
 	}
 
 	x.Checks = append(x.Checks, e.collateralCheck(q, p))
@@ -1151,8 +1154,10 @@ func months(t int32) string {
 	if t == 0 {
 		return "states none"
 	}
-	return fmt.Sprintf("%d months", t)
+	return itoa(t) + " months"
 }
+
+func itoa(n int32) string { return strconv.Itoa(int(n)) }
 
 func yuan(n int64) string { return "¥" + group(n) }
 
