@@ -64,15 +64,18 @@ are the same command.`,
 			}
 			g, _ := errgroup.WithContext(ctx)
 			metricsLine := ""
+			opts := gateway.Options{Log: log, Upstreams: byService}
 			if metrics != "" {
-				addr, stopMetrics, err := app.ServeMetrics(metrics, app.NewProcessMetrics(), log, g)
+				reg := app.NewProcessMetrics()
+				opts.Metrics = gateway.NewHTTPMetrics(reg)
+				addr, stopMetrics, err := app.ServeMetrics(metrics, reg, log, g)
 				if err != nil {
 					return err
 				}
 				defer stopMetrics()
 				metricsLine = "  metrics  http://" + addr + "/metrics\n"
 			}
-			gw, err := gateway.New(ctx, conn, gateway.Options{Log: log, Upstreams: byService})
+			gw, err := gateway.New(ctx, conn, opts)
 			if err != nil {
 				return err
 			}

@@ -121,7 +121,10 @@ func TestBinaryServeOneService(t *testing.T) {
 		!strings.Contains(body, `carbondesk_outbox_backlog{service="registry"}`) {
 		t.Errorf("registry metrics: %d\n%s", code, body)
 	}
-	if code, body := httpGet(t, gw[1]+"/metrics", ""); code != http.StatusOK || !strings.Contains(body, "go_goroutines") {
+	if code, body := httpGet(t, gw[1]+"/metrics", ""); code != http.StatusOK || !strings.Contains(body, "go_goroutines") ||
+		!strings.Contains(body, `carbondesk_http_requests_total{code="200",method="GET",route="/v1/institutions"} 1`) ||
+		!strings.Contains(body, `carbondesk_http_request_duration_seconds_count{method="GET",route="/v1/institutions"} 1`) ||
+		!strings.Contains(body, "carbondesk_http_requests_in_flight 0") {
 		t.Errorf("gateway metrics: %d\n%s", code, body)
 	}
 }

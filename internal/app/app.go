@@ -205,7 +205,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(Ready)) (
 	var httpAddr string
 	if cfg.HTTPAddr != "" {
 		var stopHTTP func()
-		if httpAddr, stopHTTP, err = startGateway(ctx, cfg, log, lis.Addr(), devMode, g); err != nil {
+		if httpAddr, stopHTTP, err = startGateway(ctx, cfg, log, lis.Addr(), devMode, g, m); err != nil {
 			return err
 		}
 		closers = append(closers, stopHTTP)

@@ -16,11 +16,16 @@ import (
 // startGateway serves the REST/JSON gateway and the console on
 // cfg.HTTPAddr, forwarding to the process's own gRPC listener at grpcAddr.
 // In development mode it also offers the sign-in with demo identities,
-// minting their tokens with the data folder's key. It returns the address
-// bound and the stop step, which ends open streams and then the server.
-func startGateway(ctx context.Context, cfg Config, log *slog.Logger, grpcAddr net.Addr, devMode bool, g *errgroup.Group) (string, func(), error) {
+// minting their tokens with the data folder's key. With the process's
+// metrics m, its requests are counted and timed on m's registry (served at
+// --metrics). It returns the address bound and the stop step, which ends
+// open streams and then the server.
+func startGateway(ctx context.Context, cfg Config, log *slog.Logger, grpcAddr net.Addr, devMode bool, g *errgroup.Group, m *metrics) (string, func(), error) {
 	log = log.With("component", "gateway")
 	opts := gateway.Options{Log: log}
+	if m != nil {
+		opts.Metrics = m.httpMetrics()
+	}
 	if devMode {
 		key, _, err := auth.LoadOrCreateDevKey(cfg.DataDir)
 		if err != nil {

@@ -67,6 +67,9 @@ type Options struct {
 	// to their own connection instead of New's conn: one service per
 	// process. The gateway does not close them.
 	Upstreams map[string]*grpc.ClientConn
+	// Metrics, when not nil, count every request by route, method and
+	// status, time it, and gauge the requests in flight.
+	Metrics *HTTPMetrics
 }
 
 // Gateway is the HTTP handler of the edge.
@@ -76,6 +79,7 @@ type Gateway struct {
 	log     *slog.Logger
 	maxBody int64
 	dev     *DevSignIn
+	metrics *HTTPMetrics
 	api     *runtime.ServeMux
 	root    http.Handler
 	// streams is cancelled by CloseStreams, ending open watch streams at
@@ -126,7 +130,7 @@ func Dial(addr string) (*grpc.ClientConn, error) {
 // New builds the gateway over a connection to the desk. ctx bounds the
 // registration only.
 func New(ctx context.Context, conn *grpc.ClientConn, o Options) (*Gateway, error) {
-	g := &Gateway{conn: conn, ups: o.Upstreams, log: o.Log, maxBody: o.MaxBodyBytes, dev: o.DevSignIn}
+	g := &Gateway{conn: conn, ups: o.Upstreams, log: o.Log, maxBody: o.MaxBodyBytes, dev: o.DevSignIn, metrics: o.Metrics}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -156,6 +160,7 @@ func New(ctx context.Context, conn *grpc.ClientConn, o Options) (*Gateway, error
 			return metadata.Pairs(requestIDHeader, requestIDFrom(ctx))
 		}),
 		runtime.WithForwardResponseOption(startStream),
+		runtime.WithMiddlewares(recordRoute),
 		runtime.WithDisableHTTPMethodOverride(),
 		runtime.WithDisablePathLengthFallback(),
 	)

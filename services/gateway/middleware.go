@@ -30,6 +30,7 @@ const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 
 // reqState is what the gateway keeps about one request.
 type reqState struct {
 	id           string
+	route        string // the API rule's template, set by recordRoute
 	bodyTooLarge atomic.Bool
 }
 
@@ -64,18 +65,30 @@ func newRequestID() string {
 }
 
 // instrument gives each request its id and logs it when done: method,
-// path, status, size, duration and id. Headers, query strings and bodies
-// are never logged: they may hold a token or personal data.
+// path, route, status, size, duration and id; with metrics, it counts and
+// times it by route (HTTPMetrics). Headers, query strings and bodies are
+// never logged: they may hold a token or personal data.
 func (g *Gateway) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		if g.metrics != nil {
+			g.metrics.inFlight.Inc()
+			defer g.metrics.inFlight.Dec()
+		}
 		st := &reqState{id: r.Header.Get(requestIDHeader)}
 		if !validRequestID(st.id) {
 			st.id = newRequestID()
 		}
 		w.Header().Set(requestIDHeader, st.id)
 		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+		// The muxes below set served.Pattern to the pattern that matched.
+		served := r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+		next.ServeHTTP(sw, served)
+		took := time.Since(start)
+		route := routeOf(st, served)
+		if g.metrics != nil {
+			g.metrics.observe(route, r.Method, sw.code(), took)
+		}
 
 		level := slog.LevelDebug
 		api := strings.HasPrefix(r.URL.Path, "/v1/") || strings.HasPrefix(r.URL.Path, "/api/")
@@ -85,8 +98,8 @@ func (g *Gateway) instrument(next http.Handler) http.Handler {
 		case api:
 			level = slog.LevelInfo
 		}
-		g.log.Log(r.Context(), level, "http", "method", r.Method, "path", r.URL.Path, "status", sw.code(),
-			"bytes", sw.bytes, "request_id", st.id, "duration_ms", float64(time.Since(start).Microseconds())/1000)
+		g.log.Log(r.Context(), level, "http", "method", r.Method, "path", r.URL.Path, "route", route, "status", sw.code(),
+			"bytes", sw.bytes, "request_id", st.id, "duration_ms", float64(took.Microseconds())/1000)
 	})
 }
 
