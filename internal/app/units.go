@@ -88,7 +88,17 @@ func (w *wiring) start(name string) (*unit, error) {
 			matching.WithConsumerConfig(dead), matching.WithSweepGate(w.leased(name+".sweep")))
 		u.grpcName, u.register = matching.ServiceName, mat.Register
 		w.background("matching", func(ctx context.Context) error { return mat.Run(ctx, w.js) })
-		seed = func(ctx context.Context) error { return matching.LoadSeeds(ctx, mat, seeds.FS) }
+		seed = func(ctx context.Context) error {
+			// Run, started just above, may not be going yet, and
+			// LoadSeeds waits for the index only once it is: wait here, so
+			// the demands are ranked against the catalog's seeded products.
+			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			if err := mat.WaitCaughtUp(wctx); err != nil {
+				return fmt.Errorf("waiting for matching's index: %w", err)
+			}
+			return matching.LoadSeeds(ctx, mat, seeds.FS)
+		}
 
 	case talent.Name:
 		// Its view of institution states fed by registry events, and the
