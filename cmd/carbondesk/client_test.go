@@ -2,23 +2,16 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	catalogv1 "github.com/carbondesk/carbondesk/gen/carbondesk/catalog/v1"
-	matchingv1 "github.com/carbondesk/carbondesk/gen/carbondesk/matching/v1"
 	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
-	talentv1 "github.com/carbondesk/carbondesk/gen/carbondesk/talent/v1"
 	"github.com/carbondesk/carbondesk/internal/app"
 	"github.com/carbondesk/carbondesk/internal/app/apptest"
 )
@@ -167,107 +160,4 @@ func displayIndex(s, sub string) int {
 		}
 	}
 	return n
-}
-
-func TestSeedTwice(t *testing.T) {
-	d := startDesk(t)
-
-	run := func() []seedCount {
-		t.Helper()
-		out := d.mustCLI(t, "seed", "--json")
-		var counts []seedCount
-		if err := json.Unmarshal([]byte(out), &counts); err != nil {
-			t.Fatalf("seed --json: %v\n%s", err, out)
-		}
-		return counts
-	}
-	first := run()
-	t.Logf("first run: %+v", first)
-	firstSeen := d.count(t)
-	second := run()
-	secondSeen := d.count(t)
-
-	for i, c := range second {
-		if c.Created != 0 {
-			t.Errorf("second run created %d %s, want 0", c.Created, c.Kind)
-		}
-		if c.Skipped != first[i].Created+first[i].Skipped {
-			t.Errorf("second run skipped %d %s, want %d", c.Skipped, c.Kind, first[i].Created+first[i].Skipped)
-		}
-	}
-	if diff := cmp.Diff(firstSeen, secondSeen); diff != "" {
-		t.Errorf("the desk holds other records after the second run (-first +second):\n%s", diff)
-	}
-	created := map[string]int{}
-	for _, c := range first {
-		created[c.Kind] = c.Created
-	}
-	for _, kind := range []string{"institutions", "products", "demands", "talents", "events"} {
-		if created[kind] == 0 || firstSeen[kind] != created[kind] {
-			t.Errorf("first run created %d %s; the desk lists %d", created[kind], kind, firstSeen[kind])
-		}
-	}
-}
-
-// count lists every institution, product, demand, event and talent as staff.
-func (d *desk) count(t *testing.T) map[string]int {
-	t.Helper()
-	cc, err := grpc.NewClient(d.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+d.staff)
-	got := map[string]int{}
-	for tok := ""; ; {
-		r, err := registryv1.NewRegistryServiceClient(cc).ListInstitutions(ctx, &registryv1.ListInstitutionsRequest{PageSize: 100, PageToken: tok})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got["institutions"] += len(r.GetInstitutions())
-		if tok = r.GetNextPageToken(); tok == "" {
-			break
-		}
-	}
-	for tok := ""; ; {
-		r, err := catalogv1.NewCatalogServiceClient(cc).ListProducts(ctx, &catalogv1.ListProductsRequest{PageSize: 100, PageToken: tok})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got["products"] += len(r.GetProducts())
-		if tok = r.GetNextPageToken(); tok == "" {
-			break
-		}
-	}
-	for tok := ""; ; {
-		r, err := matchingv1.NewMatchingServiceClient(cc).ListDemands(ctx, &matchingv1.ListDemandsRequest{PageSize: 100, PageToken: tok})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got["demands"] += len(r.GetDemands())
-		if tok = r.GetNextPageToken(); tok == "" {
-			break
-		}
-	}
-	for tok := ""; ; {
-		r, err := talentv1.NewTalentServiceClient(cc).ListEvents(ctx, &talentv1.ListEventsRequest{PageSize: 100, PageToken: tok})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got["events"] += len(r.GetEvents())
-		if tok = r.GetNextPageToken(); tok == "" {
-			break
-		}
-	}
-	for tok := ""; ; {
-		r, err := talentv1.NewTalentServiceClient(cc).ListTalents(ctx, &talentv1.ListTalentsRequest{PageSize: 100, PageToken: tok})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got["talents"] += len(r.GetTalents())
-		if tok = r.GetNextPageToken(); tok == "" {
-			break
-		}
-	}
-	return got
 }
