@@ -60,6 +60,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	catalogv1 "github.com/carbondesk/carbondesk/gen/carbondesk/catalog/v1"
 )
@@ -191,6 +192,11 @@ type Engine struct {
 	nCats   int
 	buckets []bucket // see bucketIndex
 	maxResp float64  // the best response record of an active institution
+
+	// changes counts the changes that can make a product newly eligible
+	// (a published product upserted, an active institution's state, the
+	// reference prices): see Changes.
+	changes atomic.Uint64
 }
 
 // slot is one product held, published or not.
@@ -298,6 +304,7 @@ func (e *Engine) ProductsLen() int {
 func (e *Engine) SetPrices(p Prices) {
 	e.mu.Lock()
 	e.prices = p
+	e.changes.Add(1)
 	e.mu.Unlock()
 }
 
@@ -313,6 +320,9 @@ func (e *Engine) UpsertInstitution(in InstitutionView) {
 	}
 	e.insts[i] = instState{known: true, active: in.Active, zone: zoneCode(in.Zone), response: min(max(r, 0), 1), detail: in.ResponseDetail}
 	e.updateMaxRespLocked()
+	if in.Active {
+		e.changes.Add(1)
+	}
 }
 
 // SetResponse changes an institution's response record alone; like a state
@@ -374,7 +384,17 @@ func (e *Engine) UpsertProduct(p ProductView) {
 	s.inst = e.instLocked(p.InstitutionID)
 	e.slots[i] = s
 	e.indexLocked(i)
+	if p.Published {
+		e.changes.Add(1)
+	}
 }
+
+// Changes is a counter of the index's changes that can make a product
+// newly eligible for a demand. A caller that ranked a demand and then
+// stored it compares the count from before the rank with the count after
+// the store: when it moved, a product may have arrived in between, unseen
+// by the rank and by that product's reverse matching alike.
+func (e *Engine) Changes() uint64 { return e.changes.Load() }
 
 // RemoveProduct forgets a product (its version too).
 func (e *Engine) RemoveProduct(id string) {

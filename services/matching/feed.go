@@ -462,20 +462,10 @@ func (s *Server) reverseMatch(ctx context.Context, productID string) error {
 			if a.demand.GetState() != demandOpen || a.has(productID) || int(a.demand.GetAcceptedCount()) >= s.cfg.MaxAccepted {
 				return nil
 			}
-			// The product joins the demand's proposals when it ranks within
-			// the top K among those still live; ranking against the live
-			// proposals, not the whole index again, keeps a publication's
-			// cost at one eligibility check per open demand.
-			rank := 1
-			for _, m := range a.matches {
-				if st := m.GetState(); (st == matchProposed || st == matchAccepted) && (m.GetScore() > c.Score || (m.GetScore() == c.Score && m.GetProductId() < productID)) {
-					rank++
-				}
-			}
-			if rank > s.cfg.TopK {
-				return nil
-			}
-			a.propose(p, c, rank, false, true)
+			// Ranking against the live proposals, not the whole index
+			// again, keeps a publication's cost at one eligibility check
+			// per open demand.
+			a.admit(p, c, s.cfg.TopK)
 			return nil
 		}); err != nil {
 			return err

@@ -57,6 +57,9 @@ type Server struct {
 	// sweepGate, when set, says whether this replica runs the sweep at a
 	// tick (it holds the sweep's lease); nil: always.
 	sweepGate func() bool
+	// afterRank, tests only: runs between a new demand's ranking and its
+	// write, to land a product in that window.
+	afterRank func()
 
 	// Set by Run.
 	jsMu     sync.RWMutex
@@ -147,15 +150,49 @@ func (s *Server) post(ctx context.Context, d *matchingv1.Demand, extra ...store.
 	d.CreateTime = timestamppb.New(a.now)
 	d.UpdateTime = d.CreateTime
 	a.demand = d
+	seen := s.engine.Changes()
 	if a.offer(s.ranker(), s.cfg.TopK, false) == 0 {
 		a.flag("no published product fits the demand yet; staff should follow up")
 	}
 	a.demandSubject = SubjectDemandPosted
 	a.extra = extra
+	if s.afterRank != nil {
+		s.afterRank()
+	}
 	if err := s.write(ctx, a); err != nil {
 		return nil, err
 	}
+	if s.engine.Changes() != seen {
+		if late, err := s.admitLate(ctx, d.GetId()); err != nil {
+			// The demand is posted; the product's next change or the
+			// deadline sweep's re-offer still reaches it.
+			s.log.WarnContext(ctx, "matching: a product indexed while the demand was being posted was not checked against it", "demand", d.GetId(), "error", err)
+		} else {
+			a = late
+		}
+	}
 	return a, nil
+}
+
+// admitLate closes the window between ranking a new demand and storing it:
+// a product indexed in that window was not seen by the rank, and its
+// reverse matching may have listed the open demands before this one was
+// stored, so neither would propose it. The demand is ranked again, and
+// each product it now ranks that it has no match of joins its proposals
+// as reverse matching would have added it.
+func (s *Server) admitLate(ctx context.Context, demandID string) (*aggregate, error) {
+	return s.mutate(ctx, demandID, func(a *aggregate) error {
+		if a.demand.GetState() != demandOpen || int(a.demand.GetAcceptedCount()) >= s.cfg.MaxAccepted {
+			return nil
+		}
+		r := s.ranker()
+		for _, c := range r.rank(a.demand, s.cfg.TopK, a.has) {
+			if p, ok := r.product(c.ProductID); ok && !a.has(c.ProductID) {
+				a.admit(p, c, s.cfg.TopK)
+			}
+		}
+		return nil
+	})
 }
 
 // validateDemand checks a posted demand and returns its clean copy. The

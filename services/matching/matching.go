@@ -487,6 +487,23 @@ func (a *aggregate) offer(r ranker, k int, reoffer bool) int {
 	return n
 }
 
+// admit proposes p (candidate c) when it ranks within the top k among
+// the demand's live proposals, as reverse matching does; it reports whether
+// it did.
+func (a *aggregate) admit(p product, c Candidate, k int) bool {
+	rank := 1
+	for _, m := range a.matches {
+		if st := m.GetState(); (st == matchProposed || st == matchAccepted) && (m.GetScore() > c.Score || (m.GetScore() == c.Score && m.GetProductId() < c.ProductID)) {
+			rank++
+		}
+	}
+	if rank > k {
+		return false
+	}
+	a.propose(p, c, rank, false, true)
+	return true
+}
+
 // sweep applies the deadlines at a.now: a lapsed demand expires with its
 // open matches; unanswered proposals past their deadline expire; an OPEN
 // demand left with nothing proposed or accepted is re-offered to the

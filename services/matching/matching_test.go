@@ -479,3 +479,46 @@ func TestExplainUnpublishedProduct(t *testing.T) {
 		}
 	})
 }
+
+// TestProductIndexedWhileDemandPosted: a product published between a new
+// demand's ranking and its write is seen by neither the rank (too early)
+// nor the product's reverse matching (the demand is not stored yet); the
+// demand is checked again after its write, so the pair is matched anyway,
+// once.
+func TestProductIndexedWhileDemandPosted(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, st store.Store) {
+		f := newFixture(t, st)
+		in := f.institution(t, registryv1.Zone_ZONE_RIVERSIDE_BELT)
+		p := pledge(in, 400)
+		p.Version = 3
+		delivered := false
+		f.s.afterRank = func() {
+			if delivered {
+				return
+			}
+			delivered = true
+			if err := f.s.handleProduct(t.Context(), &consumer.Delivery{Event: envelope(t, catalog.SubjectPublished, p.GetId(), 3, p), Subject: catalog.SubjectPublished}); err != nil {
+				t.Error(err)
+			}
+		}
+		d, ms, _ := f.post(t)
+		if !delivered {
+			t.Fatal("the product was not published in the window")
+		}
+		if len(ms) != 1 || ms[0].GetProductId() != p.GetId() {
+			t.Fatalf("PostDemand answered %d matches %v, want the product published while it was posted", len(ms), ms)
+		}
+		all := f.matches(t, d.GetId())
+		if len(all) != 1 {
+			t.Fatalf("%d matches stored, want 1", len(all))
+		}
+		// Its redelivery finds the pair matched.
+		if err := f.s.handleProduct(t.Context(), &consumer.Delivery{Event: envelope(t, catalog.SubjectPublished, p.GetId(), 3, p), Subject: catalog.SubjectPublished}); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(f.matches(t, d.GetId())); n != 1 {
+			t.Fatalf("%d matches after the product's redelivery, want 1", n)
+		}
+	})
+}
