@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/encoding"
@@ -51,7 +52,28 @@ func BenchmarkWatchers(b *testing.B) {
 func benchWatchers(b *testing.B, decode bool) {
 	const watchers, conns, rate = 1000, 10, 5
 	log := slog.New(slog.DiscardHandler)
-	js := testenv.JetStream(b, testenv.NATS(b))
+	ns := testenv.NATS(b)
+	js := testenv.JetStream(b, ns)
+	// A plain subscriber notes when each change reached the stream (the
+	// relay's publish acknowledged), to split the latency into the durable
+	// publish and the fan-out.
+	var (
+		pubMu     sync.Mutex
+		published = map[string]time.Time{}
+	)
+	nc, err := ns.Connect()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	if _, err := nc.Subscribe(SubjectMatches, func(m *nats.Msg) {
+		now := time.Now()
+		pubMu.Lock()
+		published[m.Header.Get(nats.MsgIdHdr)] = now
+		pubMu.Unlock()
+	}); err != nil {
+		b.Fatal(err)
+	}
 	testenv.Stream(b, js, Name)
 	catalogHistory(b, js, 12)
 	st := testenv.RedisStore(b)
@@ -88,10 +110,11 @@ func benchWatchers(b *testing.B, decode bool) {
 	staff := callAs(ctx, auth.Staff, "")
 	want := 5 * b.N
 	var (
-		mu   sync.Mutex
-		lats = make([]time.Duration, 0, watchers*want)
-		done sync.WaitGroup
-		errs = make(chan error, watchers)
+		mu      sync.Mutex
+		lats    = make([]time.Duration, 0, watchers*want)
+		arrived = make([]arrival, 0, watchers*want)
+		done    sync.WaitGroup
+		errs    = make(chan error, watchers)
 	)
 	for i := range watchers {
 		var opts []grpc.CallOption
@@ -109,30 +132,37 @@ func benchWatchers(b *testing.B, decode bool) {
 		go func() {
 			defer done.Done()
 			mine := make([]time.Duration, 0, want)
+			arrivals := make([]arrival, 0, want)
 			for len(mine) < want {
-				var at time.Time
+				var (
+					at time.Time
+					id string
+				)
 				if decode {
 					r, err := w.Recv()
 					if err != nil {
 						errs <- err
 						return
 					}
-					at = r.GetEventTime().AsTime()
+					at, id = r.GetEventTime().AsTime(), r.GetEventId()
 				} else {
 					var f frame
 					if err := w.RecvMsg(&f); err != nil {
 						errs <- err
 						return
 					}
-					if at, err = eventTime(f); err != nil {
+					if at, id, err = eventTime(f); err != nil {
 						errs <- err
 						return
 					}
 				}
-				mine = append(mine, time.Since(at))
+				now := time.Now()
+				mine = append(mine, now.Sub(at))
+				arrivals = append(arrivals, arrival{id, now})
 			}
 			mu.Lock()
 			lats = append(lats, mine...)
+			arrived = append(arrived, arrivals...)
 			mu.Unlock()
 		}()
 	}
@@ -167,6 +197,23 @@ func benchWatchers(b *testing.B, decode bool) {
 	b.ReportMetric(q(0.99), "p99-ms")
 	b.ReportMetric(float64(lats[len(lats)-1])/float64(time.Millisecond), "max-ms")
 	b.ReportMetric(float64(len(lats)), "deliveries")
+
+	// The fan-out alone: from the change's arrival on the stream to its
+	// arrival at each watcher.
+	pubMu.Lock()
+	fan := make([]time.Duration, 0, len(arrived))
+	for _, a := range arrived {
+		if p, ok := published[a.id]; ok {
+			fan = append(fan, a.at.Sub(p))
+		}
+	}
+	pubMu.Unlock()
+	if len(fan) < len(arrived)/2 {
+		b.Fatalf("the subscriber saw %d of %d deliveries' changes", len(fan), len(arrived))
+	}
+	slices.Sort(fan)
+	b.ReportMetric(float64(fan[len(fan)/2])/float64(time.Millisecond), "fanout-p50-ms")
+	b.ReportMetric(float64(fan[int(0.99*float64(len(fan)-1))])/float64(time.Millisecond), "fanout-p99-ms")
 }
 
 // frame is one received message left undecoded.
@@ -190,31 +237,51 @@ func (frameCodec) Unmarshal(data mem.BufferSlice, v any) error {
 
 func (frameCodec) Name() string { return "proto" }
 
-// eventTime reads WatchMatchesResponse.event_time (field 3) from a frame.
-func eventTime(f frame) (time.Time, error) {
+// arrival is one change's arrival at one watcher.
+type arrival struct {
+	id string
+	at time.Time
+}
+
+// eventTime reads WatchMatchesResponse.event_id (field 1) and event_time
+// (field 3) from a frame.
+func eventTime(f frame) (time.Time, string, error) {
+	var (
+		at time.Time
+		id string
+	)
 	b := []byte(f)
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return time.Time{}, protowire.ParseError(n)
+			return at, id, protowire.ParseError(n)
 		}
 		b = b[n:]
-		if num == 3 && typ == protowire.BytesType {
+		if (num == 1 || num == 3) && typ == protowire.BytesType {
 			v, n := protowire.ConsumeBytes(b)
 			if n < 0 {
-				return time.Time{}, protowire.ParseError(n)
+				return at, id, protowire.ParseError(n)
+			}
+			b = b[n:]
+			if num == 1 {
+				id = string(v)
+				continue
 			}
 			ts := &timestamppb.Timestamp{}
 			if err := proto.Unmarshal(v, ts); err != nil {
-				return time.Time{}, err
+				return at, id, err
 			}
-			return ts.AsTime(), nil
+			at = ts.AsTime()
+			continue
 		}
 		n = protowire.ConsumeFieldValue(num, typ, b)
 		if n < 0 {
-			return time.Time{}, protowire.ParseError(n)
+			return at, id, protowire.ParseError(n)
 		}
 		b = b[n:]
 	}
-	return time.Time{}, errors.New("no event_time in the change")
+	if at.IsZero() || id == "" {
+		return at, id, errors.New("no event_id or event_time in the change")
+	}
+	return at, id, nil
 }
