@@ -127,8 +127,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(Ready)) (
 	// lease is held. The embedded server belongs to this one process.
 	var leases *lease.Manager
 	if !embedded {
+		holder := "" // a random id: Redis replicas may share a folder image
+		if cfg.RedisURL == "" {
+			if holder, err = loadOrCreateHolder(cfg.DataDir); err != nil {
+				return err
+			}
+		}
 		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		leases, err = lease.New(lctx, js, log, lease.Options{TTL: cfg.LeaseTTL, Replicas: cfg.StreamReplicas})
+		leases, err = lease.New(lctx, js, log, lease.Options{TTL: cfg.LeaseTTL, Replicas: cfg.StreamReplicas, Holder: holder})
 		cancel()
 		if err != nil {
 			return err
