@@ -133,9 +133,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, ready func(Ready)) (
 				return err
 			}
 		}
-		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		leases, err = lease.New(lctx, js, log, lease.Options{TTL: cfg.LeaseTTL, Replicas: cfg.StreamReplicas, Holder: holder})
-		cancel()
+		err = untilNATSAnswers(ctx, log, "create lease bucket "+lease.DefaultBucket, func(ctx context.Context) error {
+			var err error
+			leases, err = lease.New(ctx, js, log, lease.Options{TTL: cfg.LeaseTTL, Replicas: cfg.StreamReplicas, Holder: holder})
+			return err
+		})
 		if err != nil {
 			return err
 		}

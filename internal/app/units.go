@@ -147,9 +147,20 @@ func (w *wiring) start(name string) (*unit, error) {
 // base ensures the service's stream, opens its store and runs its outbox
 // relay, and returns the store to write through (it wakes the relay).
 func (w *wiring) base(service string) (store.Store, *outbox.Relay, error) {
-	sctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
-	defer cancel()
-	if _, err := events.EnsureStream(sctx, w.js, events.StreamConfig(service, w.cfg.StreamReplicas)); err != nil {
+	ensure := func(ctx context.Context) error {
+		_, err := events.EnsureStream(ctx, w.js, events.StreamConfig(service, w.cfg.StreamReplicas))
+		return err
+	}
+	var err error
+	if w.leases != nil {
+		// An external NATS: wait for it (see untilNATSAnswers).
+		err = untilNATSAnswers(w.ctx, w.log, "ensure stream "+events.StreamName(service), ensure)
+	} else {
+		sctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
+		err = ensure(sctx)
+		cancel()
+	}
+	if err != nil {
 		return nil, nil, err
 	}
 	st, err := w.openStore(service)
@@ -158,7 +169,7 @@ func (w *wiring) base(service string) (store.Store, *outbox.Relay, error) {
 	}
 	*w.closers = append(*w.closers, func() { _ = st.Close() })
 	log := w.log.With("service", service)
-	relay := outbox.New(st, w.js, log, outbox.Options{})
+	relay := outbox.New(st, w.js, log, outbox.Options{Replicated: w.cfg.StreamReplicas > 1})
 	w.metrics.addRelay(service, relay)
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(w.ctx))
 	relayDone := make(chan struct{})
@@ -225,4 +236,62 @@ func (w *wiring) background(name string, fn func(context.Context) error) {
 		stop()
 		<-done
 	})
+}
+
+// untilNATSAnswers runs op, one JetStream set-up call of the start-up
+// (creating a stream or the lease bucket), until it succeeds, ctx ends, or
+// it fails for a reason waiting cannot cure (a configuration the server
+// refuses). A process pointed at an external NATS starts whenever NATS is
+// ready (natsx.ConnectOptions: the connection retries in the background),
+// so it waits here for answers rather than exit: NATS may be starting, a
+// cluster may lack a meta leader or the peers for an R3 stream for a moment,
+// or an answer may be lost on its way through the cluster (seen in
+// cmd/carbondesk's TestClusterNodeLoss: a REGISTRY stream created at once,
+// its creator never answered). Each attempt has 5 s; the calls are
+// idempotent (create or update to the same configuration).
+func untilNATSAnswers(ctx context.Context, log *slog.Logger, what string, op func(context.Context) error) error {
+	backoff := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		octx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := op(octx)
+		cancel()
+		if err == nil {
+			if attempt > 1 {
+				log.Info(what+": done", "attempts", attempt)
+			}
+			return nil
+		}
+		if ctx.Err() != nil || !transientJS(err) {
+			return err
+		}
+		log.Warn(what+": NATS did not answer or cannot yet; retrying", "attempt", attempt, "error", err, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// transientJS reports whether a failed JetStream API call may succeed when
+// tried again: no answer (a timeout, no responders, a connection down), or
+// the cluster not ready for it (no meta leader, not enough peers online for
+// the replicas asked). The server refusing the request itself is not.
+func transientJS(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return true
+	}
+	switch apiErr.ErrorCode {
+	case 10005, // no suitable peers for placement
+		10007, // JetStream cluster not assigned to this server
+		10008, // JetStream system temporarily unavailable
+		10009, // JetStream cluster can not handle request
+		10023: // insufficient resources
+		return true
+	}
+	return false
 }

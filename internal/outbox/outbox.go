@@ -75,6 +75,18 @@ type Options struct {
 	// event and before it is marked sent. For tests that crash the process
 	// in that gap; production leaves it nil.
 	AfterPublish func(store.Pending)
+	// Replicated says the stream has replicas (R3 in a cluster). A
+	// pipelined event then names its predecessor by stream sequence
+	// (Nats-Expected-Last-Sequence), not by message id: nats-server checks
+	// Nats-Expected-Last-Msg-Id on a replicated stream only as each replica
+	// applies the message, and a mismatch there is a "critical write error"
+	// that takes the replica out of the stream until its server restarts
+	// (every replica at once when the expectation no longer holds, e.g.
+	// after a leader change; a replica caught up from a snapshot even when
+	// it does); the expected sequence is checked by the leader before it
+	// proposes the message, and refused cleanly. The first event of a batch
+	// is published alone, to learn the sequence the next ones expect.
+	Replicated bool
 }
 
 func (o Options) withDefaults() Options {
@@ -309,9 +321,20 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 // the seqs of the acknowledged prefix; on a failure, the index of the first
 // event not acknowledged and why.
 func (r *Relay) publishPipelined(ctx context.Context, pending []store.Pending) (sent []string, failedAt int, err error) {
-	futures := make([]jetstream.PubAckFuture, 0, len(pending))
+	// On a replicated stream the events from `from` on expect the stream
+	// sequences after `last`, learnt from one publish awaited alone.
+	from, last := 0, uint64(0)
+	if r.opts.Replicated {
+		if sent, from, last, err = r.anchor(ctx, pending); err != nil || from == len(pending) {
+			if err != nil {
+				return sent, from, err
+			}
+			return sent, -1, nil
+		}
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(pending)-from)
 	var issueErr error
-	for i := range pending {
+	for i := from; i < len(pending); i++ {
 		p := &pending[i]
 		if nc := r.js.Conn(); nc != nil && !nc.IsConnected() {
 			issueErr = fmt.Errorf("outbox: publish %s: %w (status %s)", p.ID, errDisconnected, nc.Status())
@@ -323,7 +346,10 @@ func (r *Relay) publishPipelined(ctx context.Context, pending []store.Pending) (
 		// No retries inside the client: our own backoff handles "no
 		// responders".
 		opts := []jetstream.PublishOpt{jetstream.WithMsgID(p.ID), jetstream.WithRetryAttempts(0)}
-		if i > 0 && sameStream(pending[i-1].Subject, p.Subject) {
+		switch {
+		case r.opts.Replicated:
+			opts = append(opts, jetstream.WithExpectLastSequence(last+uint64(i-from)))
+		case i > 0 && sameStream(pending[i-1].Subject, p.Subject):
 			opts = append(opts, jetstream.WithExpectLastMsgID(pending[i-1].ID))
 		}
 		f, err := r.ajs.PublishMsgAsync(msg, opts...)
@@ -334,10 +360,13 @@ func (r *Relay) publishPipelined(ctx context.Context, pending []store.Pending) (
 		futures = append(futures, f)
 	}
 
-	sent = make([]string, 0, len(futures))
+	if sent == nil {
+		sent = make([]string, 0, len(futures))
+	}
 	timeout := time.NewTimer(r.opts.AckTimeout)
 	defer timeout.Stop()
-	for i, f := range futures {
+	for k, f := range futures {
+		i := from + k
 		p := &pending[i]
 		select {
 		case ack := <-f.Ok():
@@ -357,9 +386,41 @@ func (r *Relay) publishPipelined(ctx context.Context, pending []store.Pending) (
 		}
 	}
 	if issueErr != nil {
-		return sent, len(futures), issueErr
+		return sent, from + len(futures), issueErr
 	}
 	return sent, -1, nil
+}
+
+// anchor publishes pending in order, each awaited alone and without an
+// expectation, until the stream stores one rather than acknowledging a copy
+// it already held: that one's sequence is the stream's last, for the events
+// after it to expect (Options.Replicated). It returns the seqs of the
+// acknowledged events, the index of the next, and that sequence; on a
+// failure, the index of the event that failed.
+func (r *Relay) anchor(ctx context.Context, pending []store.Pending) (sent []string, next int, last uint64, err error) {
+	sent = make([]string, 0, len(pending))
+	for i := range pending {
+		p := &pending[i]
+		if nc := r.js.Conn(); nc != nil && !nc.IsConnected() {
+			return sent, i, 0, fmt.Errorf("outbox: publish %s: %w (status %s)", p.ID, errDisconnected, nc.Status())
+		}
+		msg := &nats.Msg{Subject: p.Subject, Data: p.Data, Header: nats.Header{}}
+		pctx, cancel := context.WithTimeout(ctx, r.opts.AckTimeout)
+		ack, err := r.js.PublishMsg(pctx, msg, jetstream.WithMsgID(p.ID), jetstream.WithRetryAttempts(0))
+		cancel()
+		if err != nil {
+			return sent, i, 0, fmt.Errorf("outbox: publish %s to %s: %w", p.ID, p.Subject, err)
+		}
+		sent = append(sent, p.Seq)
+		if r.opts.AfterPublish != nil {
+			r.opts.AfterPublish(*p)
+		}
+		if !ack.Duplicate {
+			return sent, i + 1, ack.Sequence, nil
+		}
+		r.log.Debug("stream already held event", "event", p.ID, "subject", p.Subject, "stream", ack.Stream, "seq", ack.Sequence)
+	}
+	return sent, len(pending), 0, nil
 }
 
 // sameStream reports whether two event subjects belong to one stream: one
@@ -431,7 +492,7 @@ func hintFor(err error) string {
 		return "no JetStream stream answered for this subject: its stream is missing (create it: events.EnsureStream) or has no leader for a moment (a NATS node restarting); the event is kept and retried"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "JetStream did not acknowledge in time (overloaded, electing a leader, or disk stalled)"
-	case isWrongLastMsgID(err):
+	case isWrongLastMsgID(err), isWrongLastSequence(err):
 		return "the stream did not hold this event's predecessor last: an earlier event failed or another publisher wrote to the stream; the relay retries from the first unacknowledged event"
 	case errors.Is(err, store.ErrUnavailable):
 		return "the store is unreachable"
@@ -442,6 +503,13 @@ func hintFor(err error) string {
 // jsWrongLastMsgID is JetStream's error code for a refused
 // Nats-Expected-Last-Msg-Id.
 const jsWrongLastMsgID = 10070
+
+// isWrongLastSequence: a refused Nats-Expected-Last-Sequence
+// (Options.Replicated), JetStream's error code 10071.
+func isWrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+}
 
 func isWrongLastMsgID(err error) bool {
 	var apiErr *jetstream.APIError
