@@ -52,8 +52,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/encoding"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -1171,8 +1169,8 @@ func (d *desk) postLean(ctx context.Context, client matchingv1.MatchingServiceCl
 		resp, err := client.PostDemand(ctx, req)
 		return resp.GetDemand().GetId(), err
 	}
-	var f frame
-	if err := d.conn.Invoke(ctx, matchingv1.MatchingService_PostDemand_FullMethodName, req, &f, grpc.ForceCodecV2(frameCodec{})); err != nil {
+	var f grpcx.Frame
+	if err := d.conn.Invoke(ctx, matchingv1.MatchingService_PostDemand_FullMethodName, req, &f, grpc.ForceCodecV2(grpcx.FrameCodec{})); err != nil {
 		return "", err
 	}
 	// PostDemandResponse.demand (1) → Demand.id (1).
@@ -1182,27 +1180,6 @@ func (d *desk) postLean(ctx context.Context, client matchingv1.MatchingServiceCl
 	}
 	return id, nil
 }
-
-// frame is one response left undecoded.
-type frame []byte
-
-// frameCodec marshals requests as proto and hands a response over
-// undecoded when asked for a *frame.
-type frameCodec struct{}
-
-func (frameCodec) Marshal(v any) (mem.BufferSlice, error) {
-	return encoding.GetCodecV2("proto").Marshal(v)
-}
-
-func (frameCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	if f, ok := v.(*frame); ok {
-		*f = data.Materialize()
-		return nil
-	}
-	return encoding.GetCodecV2("proto").Unmarshal(data, v)
-}
-
-func (frameCodec) Name() string { return "proto" }
 
 // field returns the first length-delimited field num of a marshalled
 // message, or nil.

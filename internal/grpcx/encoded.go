@@ -50,3 +50,30 @@ func (c Codec) Unmarshal(data mem.BufferSlice, v any) error { return c.proto.Unm
 
 // Name is "proto": the wire format is the proto codec's.
 func (c Codec) Name() string { return "proto" }
+
+// Frame is a received message left undecoded (see FrameCodec).
+type Frame []byte
+
+// FrameCodec is a client codec for callers that read only a field or two
+// of a response (load generators, benchmarks sharing the server's cores):
+// requests are marshalled as proto, and a response received into a *Frame
+// is handed over undecoded; anything else is unmarshalled as usual. Use it
+// per call with grpc.ForceCodecV2.
+type FrameCodec struct{}
+
+// Marshal is the proto codec's.
+func (FrameCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return encoding.GetCodecV2("proto").Marshal(v)
+}
+
+// Unmarshal copies the bytes into a *Frame, or unmarshals as proto.
+func (FrameCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if f, ok := v.(*Frame); ok {
+		*f = data.Materialize()
+		return nil
+	}
+	return encoding.GetCodecV2("proto").Unmarshal(data, v)
+}
+
+// Name is "proto": the wire format is the proto codec's.
+func (FrameCodec) Name() string { return "proto" }

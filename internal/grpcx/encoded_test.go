@@ -59,3 +59,25 @@ func TestEncoded(t *testing.T) {
 		t.Errorf("plain message: %d (%v), want 42", n.GetValue(), err)
 	}
 }
+
+// TestFrameCodec: a response received into a Frame is its bytes, untouched;
+// into a message, it is decoded as usual.
+func TestFrameCodec(t *testing.T) {
+	m := wrapperspb.String("武汉 demand")
+	wire, err := grpcx.FrameCodec{}.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f grpcx.Frame
+	if err := (grpcx.FrameCodec{}).Unmarshal(wire, &f); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := proto.Marshal(m)
+	if string(f) != string(want) {
+		t.Errorf("frame %x, want %x", []byte(f), want)
+	}
+	got := &wrapperspb.StringValue{}
+	if err := (grpcx.FrameCodec{}).Unmarshal(wire, got); err != nil || got.GetValue() != m.GetValue() {
+		t.Errorf("decoded %q (%v), want %q", got.GetValue(), err, m.GetValue())
+	}
+}

@@ -13,8 +13,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/encoding"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -119,7 +117,7 @@ func benchWatchers(b *testing.B, decode bool) {
 	for i := range watchers {
 		var opts []grpc.CallOption
 		if !decode {
-			opts = append(opts, grpc.ForceCodecV2(frameCodec{}))
+			opts = append(opts, grpc.ForceCodecV2(grpcx.FrameCodec{}))
 		}
 		w, err := clients[i%conns].WatchMatches(staff, &matchingv1.WatchMatchesRequest{}, opts...)
 		if err != nil {
@@ -146,7 +144,7 @@ func benchWatchers(b *testing.B, decode bool) {
 					}
 					at, id = r.GetEventTime().AsTime(), r.GetEventId()
 				} else {
-					var f frame
+					var f grpcx.Frame
 					if err := w.RecvMsg(&f); err != nil {
 						errs <- err
 						return
@@ -216,27 +214,6 @@ func benchWatchers(b *testing.B, decode bool) {
 	b.ReportMetric(float64(fan[int(0.99*float64(len(fan)-1))])/float64(time.Millisecond), "fanout-p99-ms")
 }
 
-// frame is one received message left undecoded.
-type frame []byte
-
-// frameCodec is a client codec that marshals requests as proto and hands
-// a response over undecoded when asked for a *frame.
-type frameCodec struct{}
-
-func (frameCodec) Marshal(v any) (mem.BufferSlice, error) {
-	return encoding.GetCodecV2("proto").Marshal(v)
-}
-
-func (frameCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	if f, ok := v.(*frame); ok {
-		*f = data.Materialize()
-		return nil
-	}
-	return encoding.GetCodecV2("proto").Unmarshal(data, v)
-}
-
-func (frameCodec) Name() string { return "proto" }
-
 // arrival is one change's arrival at one watcher.
 type arrival struct {
 	id string
@@ -245,7 +222,7 @@ type arrival struct {
 
 // eventTime reads WatchMatchesResponse.event_id (field 1) and event_time
 // (field 3) from a frame.
-func eventTime(f frame) (time.Time, string, error) {
+func eventTime(f grpcx.Frame) (time.Time, string, error) {
 	var (
 		at time.Time
 		id string
