@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
-	"strconv"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/carbondesk/carbondesk/internal/app/apptest"
 	"github.com/carbondesk/carbondesk/internal/auth"
 	"github.com/carbondesk/carbondesk/internal/events"
+	"github.com/carbondesk/carbondesk/internal/testenv"
 	"github.com/carbondesk/carbondesk/services/catalog"
 	"github.com/carbondesk/carbondesk/services/matching"
 	"github.com/carbondesk/carbondesk/services/registry"
@@ -53,17 +53,6 @@ func startMetricsApp(t *testing.T) (*testApp, app.Ready) {
 	return &testApp{cfg: cfg, conn: conn, registry: registryv1.NewRegistryServiceClient(conn), issuer: auth.Issuer{Key: key}}, r
 }
 
-// sample is the value of the series named exactly (name{labels...}) in a
-// scrape, and whether it is there.
-func sample(scrape, series string) (float64, bool) {
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindStringSubmatch(scrape)
-	if m == nil {
-		return 0, false
-	}
-	v, err := strconv.ParseFloat(m[1], 64)
-	return v, err == nil
-}
-
 // The demand side's match latency is observed for every PostDemand that
 // succeeded, and each durable consumer's lag is exported from the
 // readiness loop: it rises while a consumer is paused and events arrive,
@@ -77,10 +66,10 @@ func TestMetricsMatchLatencyAndConsumerLag(t *testing.T) {
 	a.proposed(t, newOrg(t), newOrg(t))
 
 	m := scrape(t, r.MetricsAddr)
-	if n, ok := sample(m, `carbondesk_match_latency_seconds_count{direction="demand"}`); !ok || n < 1 {
+	if n, ok := testenv.MetricValue(m, `carbondesk_match_latency_seconds_count{direction="demand"}`); !ok || n < 1 {
 		t.Errorf("match latency: count %v (present %v), want >= 1 after PostDemand calls:\n%s", n, ok, grep(m, "carbondesk_match_latency"))
 	}
-	if _, ok := sample(m, `carbondesk_match_latency_seconds_bucket{direction="demand",le="0.01"}`); !ok {
+	if _, ok := testenv.MetricValue(m, `carbondesk_match_latency_seconds_bucket{direction="demand",le="0.01"}`); !ok {
 		t.Errorf("match latency has no 10 ms bucket:\n%s", grep(m, "carbondesk_match_latency"))
 	}
 
@@ -96,7 +85,7 @@ func TestMetricsMatchLatencyAndConsumerLag(t *testing.T) {
 	waitMetrics(t, r.MetricsAddr, func(m string) string {
 		for _, d := range durables {
 			for _, name := range []string{"carbondesk_consumer_pending", "carbondesk_consumer_ack_pending"} {
-				if v, ok := sample(m, series(name, d.durable, d.stream)); !ok || v != 0 {
+				if v, ok := testenv.MetricValue(m, series(name, d.durable, d.stream)); !ok || v != 0 {
 					return fmt.Sprintf("%s = %v (present: %v), want 0 once caught up", series(name, d.durable, d.stream), v, ok)
 				}
 			}
@@ -124,7 +113,7 @@ func TestMetricsMatchLatencyAndConsumerLag(t *testing.T) {
 	}
 	lagging := series("carbondesk_consumer_pending", catalog.FeedDurable, regStream)
 	waitMetrics(t, r.MetricsAddr, func(m string) string {
-		if v, ok := sample(m, lagging); !ok || v < 3 {
+		if v, ok := testenv.MetricValue(m, lagging); !ok || v < 3 {
 			return fmt.Sprintf("%s = %v (present: %v), want >= 3 while the consumer is paused", lagging, v, ok)
 		}
 		return ""
@@ -133,7 +122,7 @@ func TestMetricsMatchLatencyAndConsumerLag(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitMetrics(t, r.MetricsAddr, func(m string) string {
-		if v, ok := sample(m, lagging); !ok || v != 0 {
+		if v, ok := testenv.MetricValue(m, lagging); !ok || v != 0 {
 			return fmt.Sprintf("%s = %v (present: %v), want 0 once resumed", lagging, v, ok)
 		}
 		return ""
@@ -196,7 +185,7 @@ func TestMetricsGatewayAllInOne(t *testing.T) {
 		`carbondesk_http_request_duration_seconds_count{method="GET",route="/healthz"}`:         2,
 		`carbondesk_http_requests_in_flight`:                                                    0,
 	} {
-		if v, ok := sample(m, series); !ok || v != want {
+		if v, ok := testenv.MetricValue(m, series); !ok || v != want {
 			t.Errorf("%s = %v (present %v), want %v\n%s", series, v, ok, want, grep(m, "carbondesk_http"))
 		}
 	}

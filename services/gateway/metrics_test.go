@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +17,7 @@ import (
 	"github.com/carbondesk/carbondesk/internal/app"
 	"github.com/carbondesk/carbondesk/internal/app/apptest"
 	"github.com/carbondesk/carbondesk/internal/auth"
+	"github.com/carbondesk/carbondesk/internal/testenv"
 	"github.com/carbondesk/carbondesk/services/gateway"
 )
 
@@ -75,16 +74,6 @@ func scrapeURL(t *testing.T, url string) string {
 	return string(b)
 }
 
-// value is the value of the series named exactly in a scrape.
-func value(scrape, series string) (float64, bool) {
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindStringSubmatch(scrape)
-	if m == nil {
-		return 0, false
-	}
-	v, err := strconv.ParseFloat(m[1], 64)
-	return v, err == nil
-}
-
 // The gateway counts and times requests by route template, method and
 // status (never by raw path: ids do not make series), and gauges the
 // requests in flight, the open live feed included.
@@ -118,7 +107,7 @@ func TestHTTPMetrics(t *testing.T) {
 	// A live feed is in flight while it is open.
 	watch := d.open(t, "/v1/matches:watch", staff)
 	m := scrapeURL(t, metricsURL)
-	if v, ok := value(m, "carbondesk_http_requests_in_flight"); !ok || v != 1 {
+	if v, ok := testenv.MetricValue(m, "carbondesk_http_requests_in_flight"); !ok || v != 1 {
 		t.Errorf("in flight with a feed open: %v (present %v), want 1", v, ok)
 	}
 	watch.cancel()
@@ -141,7 +130,7 @@ func TestHTTPMetrics(t *testing.T) {
 		m = scrapeURL(t, metricsURL)
 		var wrong []string
 		for series, n := range want {
-			if v, ok := value(m, series); !ok || v != n {
+			if v, ok := testenv.MetricValue(m, series); !ok || v != n {
 				wrong = append(wrong, fmt.Sprintf("%s = %v (present %v), want %v", series, v, ok, n))
 			}
 		}
