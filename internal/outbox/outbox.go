@@ -27,10 +27,15 @@
 // stream takes its subject): the relay then logs loudly and keeps trying,
 // because dropping would break "no change without its event".
 //
+// A read of at least Options.AtomicMin events of one unreplicated stream goes
+// out as one JetStream atomic batch instead (atomic.go): stored whole or not
+// at all, and with sync always fsynced once rather than once per event.
+//
 // Throughput: pipelining hides the acknowledgement round trip, so the relay
 // is bound by the server's store (one fsync per message with sync always,
-// see package natsx) rather than by one round trip per event. Figures are in
-// docs/BENCHMARKS.md (BenchmarkRelay).
+// see package natsx) rather than by one round trip per event; atomic batches
+// lift that bound for a backlog. Figures are in docs/BENCHMARKS.md
+// (BenchmarkRelay).
 //
 // What is not here: creating streams (events.EnsureStream, at start-up) and
 // consuming (package consumer).
@@ -87,6 +92,15 @@ type Options struct {
 	// proposes the message, and refused cleanly. The first event of a batch
 	// is published alone, to learn the sequence the next ones expect.
 	Replicated bool
+	// AtomicMin: a read that finds at least this many pending events of
+	// one stream publishes them as one JetStream atomic batch (nats-server
+	// 2.12 or later, a stream with AllowAtomicPublish, not Replicated)
+	// instead of pipelining them. With sync always the server then fsyncs
+	// once for the whole batch instead of once per event, which is what
+	// lets the relay keep up with a burst of writes; an atomic batch costs
+	// a fixed few milliseconds (the server stages it on disk), so small
+	// reads stay pipelined. Default 16; negative: never.
+	AtomicMin int
 }
 
 func (o Options) withDefaults() Options {
@@ -110,6 +124,9 @@ func (o Options) withDefaults() Options {
 	if o.StuckLogInterval <= 0 {
 		o.StuckLogInterval = time.Minute
 	}
+	if o.AtomicMin == 0 {
+		o.AtomicMin = 16
+	}
 	return o
 }
 
@@ -130,6 +147,13 @@ type Relay struct {
 	mu sync.Mutex
 
 	published atomic.Uint64
+	// atomicBatches counts the batches published atomically.
+	atomicBatches atomic.Uint64
+
+	// noAtomic is set once the stream or server refused atomic batches
+	// (an older server, or a stream without AllowAtomicPublish): the relay
+	// pipelines from then on.
+	noAtomic atomic.Bool
 
 	// Failure state, touched only by the goroutine holding mu.
 	failing      bool
@@ -282,7 +306,19 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 
-	sent, failedAt, pubErr := r.publishPipelined(ctx, pending)
+	var (
+		sent     []string
+		failedAt int
+		pubErr   error
+	)
+	if r.atomicFits(pending) {
+		sent, pubErr = r.publishAtomic(ctx, pending)
+		if pubErr != nil && r.pipelineInstead(pubErr) && ctx.Err() == nil {
+			sent, failedAt, pubErr = r.publishPipelined(ctx, pending)
+		}
+	} else {
+		sent, failedAt, pubErr = r.publishPipelined(ctx, pending)
+	}
 	var failed *store.Pending
 	if pubErr != nil {
 		failed = &pending[failedAt]

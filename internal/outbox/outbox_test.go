@@ -140,117 +140,143 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// relayModes are the two ways a relay publishes a read of pending events:
+// pipelined one by one, and as one JetStream atomic batch (forced here by a
+// low Options.AtomicMin).
+var relayModes = []struct {
+	name      string
+	atomicMin int
+}{{"pipelined", -1}, {"atomic", 2}}
+
 func TestRelayPublishesInOrderAndMarksSent(t *testing.T) {
-	for _, sk := range storeKinds(t) {
-		t.Run(sk.name, func(t *testing.T) {
-			t.Parallel()
-			const service = "relayorder"
-			st := sk.open(t)
-			js := testenv.JetStream(t, testenv.NATS(t))
-			testenv.Stream(t, js, service)
+	for _, mode := range relayModes {
+		for _, sk := range storeKinds(t) {
+			t.Run(mode.name+"/"+sk.name, func(t *testing.T) {
+				t.Parallel()
+				const service = "relayorder"
+				st := sk.open(t)
+				js := testenv.JetStream(t, testenv.NATS(t))
+				testenv.Stream(t, js, service)
 
-			var want []string
-			for i := range 40 {
-				// Several versions of a few entities, interleaved.
-				ev := commit(t, st, service, fmt.Sprintf("e%d", i%4), int64(i/4+1))
-				want = append(want, ev.ID)
-			}
-			r := outbox.New(st, js, testLogger(t), outbox.Options{Batch: 7})
-			runRelay(t, r)
+				var want []string
+				for i := range 40 {
+					// Several versions of a few entities, interleaved.
+					ev := commit(t, st, service, fmt.Sprintf("e%d", i%4), int64(i/4+1))
+					want = append(want, ev.ID)
+				}
+				r := outbox.New(st, js, testLogger(t), outbox.Options{Batch: 7, AtomicMin: mode.atomicMin})
+				runRelay(t, r)
 
-			testenv.Eventually(t, 10*time.Second, func() bool { return pendingCount(t, st) == 0 })
-			if diff := cmp.Diff(want, streamIDs(t, js, service)); diff != "" {
-				t.Errorf("stream ids (-committed +stream):\n%s", diff)
-			}
-			if got := r.Published(); got != uint64(len(want)) {
-				t.Errorf("Published() = %d, want %d", got, len(want))
-			}
-		})
+				testenv.Eventually(t, 10*time.Second, func() bool { return pendingCount(t, st) == 0 })
+				if diff := cmp.Diff(want, streamIDs(t, js, service)); diff != "" {
+					t.Errorf("stream ids (-committed +stream):\n%s", diff)
+				}
+				if got := r.Published(); got != uint64(len(want)) {
+					t.Errorf("Published() = %d, want %d", got, len(want))
+				}
+				if atomic := r.AtomicBatches(); (mode.atomicMin > 0) != (atomic > 0) {
+					t.Errorf("AtomicBatches() = %d in mode %s", atomic, mode.name)
+				}
+			})
+		}
 	}
 }
 
 // TestRepublishIsDeduplicated: every way an event can be published twice
 // leaves one copy in the stream.
 func TestRepublishIsDeduplicated(t *testing.T) {
-	for _, sk := range storeKinds(t) {
-		t.Run(sk.name, func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-
-			t.Run("direct double publish", func(t *testing.T) {
-				const service = "dupdirect"
-				st := sk.open(t)
-				js := testenv.JetStream(t, testenv.NATS(t))
-				testenv.Stream(t, js, service)
-				ev := commit(t, st, service, "e1", 1)
-				// Someone (a previous relay) already published it.
-				if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: ev.Subject, Data: ev.Data}, jetstream.WithMsgID(ev.ID)); err != nil {
-					t.Fatal(err)
-				}
-				if err := outbox.New(st, js, nil, outbox.Options{}).Flush(ctx); err != nil {
-					t.Fatal(err)
-				}
-				if diff := cmp.Diff([]string{ev.ID}, streamIDs(t, js, service)); diff != "" {
-					t.Errorf("stream (-want +got):\n%s", diff)
-				}
-				if n := pendingCount(t, st); n != 0 {
-					t.Errorf("%d events still pending", n)
-				}
-			})
-
-			t.Run("mark sent lost", func(t *testing.T) {
-				const service = "dupmarksent"
-				st := sk.open(t)
-				js := testenv.JetStream(t, testenv.NATS(t))
-				testenv.Stream(t, js, service)
-				var want []string
-				for i := range 10 {
-					want = append(want, commit(t, st, service, fmt.Sprintf("e%d", i), 1).ID)
-				}
-				// The store forgets the first two MarkSent calls: the relay
-				// publishes every event again.
-				forgetful := &forgetMarkSent{Store: st}
-				forgetful.forget.Store(2)
-				r := outbox.New(forgetful, js, nil, outbox.Options{Batch: 5})
-				if err := r.Flush(ctx); err != nil {
-					t.Fatal(err)
-				}
-				if got := r.Published(); got != 20 {
-					t.Errorf("Published() = %d, want 20 (the first 5 events three times, then 5)", got)
-				}
-				if got := forgetful.calls.Load(); got < 3 {
-					t.Fatalf("MarkSent called %d times, want the forgotten calls retried", got)
-				}
-				if diff := cmp.Diff(want, streamIDs(t, js, service)); diff != "" {
-					t.Errorf("stream (-want +got):\n%s", diff)
-				}
-			})
-
-			t.Run("two relays on one outbox", func(t *testing.T) {
-				const service = "duptworelays"
-				st := sk.open(t)
-				srv := testenv.NATS(t)
-				js1, js2 := testenv.JetStream(t, srv), testenv.JetStream(t, srv)
-				testenv.Stream(t, js1, service)
-				var want []string
-				for i := range 200 {
-					want = append(want, commit(t, st, service, fmt.Sprintf("e%d", i%10), int64(i/10+1)).ID)
-				}
-				var wg sync.WaitGroup
-				for _, js := range []jetstream.JetStream{js1, js2} {
-					wg.Go(func() {
-						if err := outbox.New(st, js, nil, outbox.Options{Batch: 16}).Flush(ctx); err != nil {
-							t.Error(err)
-						}
-					})
-				}
-				wg.Wait()
-				if diff := cmp.Diff(want, streamIDs(t, js1, service)); diff != "" {
-					t.Errorf("stream (-want +got):\n%s", diff)
-				}
-			})
-		})
+	for _, mode := range relayModes {
+		for _, sk := range storeKinds(t) {
+			testRepublishIsDeduplicated(t, mode.name+"/"+sk.name, sk, outbox.Options{AtomicMin: mode.atomicMin})
+		}
 	}
+}
+
+// testRepublishIsDeduplicated runs the dedup cases with a relay tuned by
+// base (its AtomicMin).
+func testRepublishIsDeduplicated(t *testing.T, name string, sk storeKind, base outbox.Options) {
+	with := func(o outbox.Options) outbox.Options {
+		o.AtomicMin = base.AtomicMin
+		return o
+	}
+	t.Run(name, func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+
+		t.Run("direct double publish", func(t *testing.T) {
+			const service = "dupdirect"
+			st := sk.open(t)
+			js := testenv.JetStream(t, testenv.NATS(t))
+			testenv.Stream(t, js, service)
+			ev := commit(t, st, service, "e1", 1)
+			// Someone (a previous relay) already published it.
+			if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: ev.Subject, Data: ev.Data}, jetstream.WithMsgID(ev.ID)); err != nil {
+				t.Fatal(err)
+			}
+			later := commit(t, st, service, "e2", 1)
+			if err := outbox.New(st, js, nil, with(outbox.Options{})).Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff([]string{ev.ID, later.ID}, streamIDs(t, js, service)); diff != "" {
+				t.Errorf("stream (-want +got):\n%s", diff)
+			}
+			if n := pendingCount(t, st); n != 0 {
+				t.Errorf("%d events still pending", n)
+			}
+		})
+
+		t.Run("mark sent lost", func(t *testing.T) {
+			const service = "dupmarksent"
+			st := sk.open(t)
+			js := testenv.JetStream(t, testenv.NATS(t))
+			testenv.Stream(t, js, service)
+			var want []string
+			for i := range 10 {
+				want = append(want, commit(t, st, service, fmt.Sprintf("e%d", i), 1).ID)
+			}
+			// The store forgets the first two MarkSent calls: the relay
+			// publishes every event again.
+			forgetful := &forgetMarkSent{Store: st}
+			forgetful.forget.Store(2)
+			r := outbox.New(forgetful, js, nil, with(outbox.Options{Batch: 5}))
+			if err := r.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := r.Published(); got != 20 {
+				t.Errorf("Published() = %d, want 20 (the first 5 events three times, then 5)", got)
+			}
+			if got := forgetful.calls.Load(); got < 3 {
+				t.Fatalf("MarkSent called %d times, want the forgotten calls retried", got)
+			}
+			if diff := cmp.Diff(want, streamIDs(t, js, service)); diff != "" {
+				t.Errorf("stream (-want +got):\n%s", diff)
+			}
+		})
+
+		t.Run("two relays on one outbox", func(t *testing.T) {
+			const service = "duptworelays"
+			st := sk.open(t)
+			srv := testenv.NATS(t)
+			js1, js2 := testenv.JetStream(t, srv), testenv.JetStream(t, srv)
+			testenv.Stream(t, js1, service)
+			var want []string
+			for i := range 200 {
+				want = append(want, commit(t, st, service, fmt.Sprintf("e%d", i%10), int64(i/10+1)).ID)
+			}
+			var wg sync.WaitGroup
+			for _, js := range []jetstream.JetStream{js1, js2} {
+				wg.Go(func() {
+					if err := outbox.New(st, js, nil, with(outbox.Options{Batch: 16})).Flush(ctx); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			if diff := cmp.Diff(want, streamIDs(t, js1, service)); diff != "" {
+				t.Errorf("stream (-want +got):\n%s", diff)
+			}
+		})
+	})
 }
 
 // forgetMarkSent wraps a real store and reports success for the first
@@ -298,6 +324,12 @@ func TestNotifyWakesRelay(t *testing.T) {
 // dropped and does not block silently: the relay logs once, keeps retrying,
 // and the event (with those behind it) goes out when the stream appears.
 func TestMissingStreamKeepsEventAndLogs(t *testing.T) {
+	for _, mode := range relayModes {
+		t.Run(mode.name, func(t *testing.T) { testMissingStream(t, mode.atomicMin) })
+	}
+}
+
+func testMissingStream(t *testing.T, atomicMin int) {
 	t.Parallel()
 	const service = "nostream"
 	st := openBolt(t)
@@ -307,7 +339,7 @@ func TestMissingStreamKeepsEventAndLogs(t *testing.T) {
 
 	first := commit(t, st, service, "e1", 1)
 	second := commit(t, st, service, "e2", 1)
-	r := outbox.New(st, js, log, outbox.Options{MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+	r := outbox.New(st, js, log, outbox.Options{MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, AtomicMin: atomicMin})
 	runRelay(t, r)
 
 	// Many retries happen in this second; one error line is logged.
@@ -364,6 +396,12 @@ func TestFlushGivesUpAtDeadlineAndKeepsEvents(t *testing.T) {
 // valid, is refused too (it expects its predecessor as the stream's last
 // message), and both go out in order once the stream accepts the first.
 func TestFailedEventIsNeverOvertaken(t *testing.T) {
+	for _, mode := range relayModes {
+		t.Run(mode.name, func(t *testing.T) { testFailedEventIsNeverOvertaken(t, mode.atomicMin) })
+	}
+}
+
+func testFailedEventIsNeverOvertaken(t *testing.T, atomicMin int) {
 	t.Parallel()
 	const service = "overtake"
 	st := openBolt(t)
@@ -389,7 +427,7 @@ func TestFailedEventIsNeverOvertaken(t *testing.T) {
 
 	var logs testenv.LogBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	r := outbox.New(st, js, log, outbox.Options{MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+	r := outbox.New(st, js, log, outbox.Options{MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, AtomicMin: atomicMin})
 	runRelay(t, r)
 
 	testenv.Eventually(t, 5*time.Second, func() bool { return pendingCount(t, st) == 2 })
@@ -408,5 +446,40 @@ func TestFailedEventIsNeverOvertaken(t *testing.T) {
 	testenv.Eventually(t, 5*time.Second, func() bool { return pendingCount(t, st) == 0 })
 	if diff := cmp.Diff([]string{first.ID, big.ID, third.ID}, streamIDs(t, js, service)); diff != "" {
 		t.Errorf("stream after the fix (-want +got):\n%s", diff)
+	}
+}
+
+// TestStreamWithoutAtomicPublish: a stream that does not allow atomic
+// batches (created by an older version, or by hand) refuses the first one;
+// the relay says so once, publishes pipelined from then on, and loses and
+// reorders nothing.
+func TestStreamWithoutAtomicPublish(t *testing.T) {
+	t.Parallel()
+	const service = "noatomic"
+	st := openBolt(t)
+	js := testenv.JetStream(t, testenv.NATS(t))
+	cfg := events.StreamConfig(service, 1)
+	cfg.AllowAtomicPublish = false
+	if _, err := js.CreateStream(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 30 {
+		want = append(want, commit(t, st, service, fmt.Sprintf("e%d", i), 1).ID)
+	}
+	var logs testenv.LogBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	r := outbox.New(st, js, log, outbox.Options{Batch: 10, AtomicMin: 2})
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, streamIDs(t, js, service)); diff != "" {
+		t.Errorf("stream (-want +got):\n%s", diff)
+	}
+	if n := r.AtomicBatches(); n != 0 {
+		t.Errorf("AtomicBatches() = %d on a stream that refuses them", n)
+	}
+	if n := strings.Count(logs.String(), "refused an atomic batch"); n != 1 {
+		t.Errorf("%d warnings about refused atomic batches, want 1:\n%s", n, logs.String())
 	}
 }
