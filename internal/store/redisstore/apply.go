@@ -12,7 +12,19 @@ import (
 // applyScript commits one store.Batch. Redis runs a script alone, but it
 // does not roll back a script that fails halfway: so phase 1 reads and checks
 // everything (versions, and the types of every key it will write, so that no
-// write can fail with WRONGTYPE), and phase 2 only writes.
+// write can fail with WRONGTYPE) and plans the index changes, and phase 2
+// only writes.
+//
+// The index changes are planned by sorted set: the ids a batch adds to one
+// set go in one ZADD, those it removes from one set in one ZREM. The puts of
+// a batch share sets (the kind's all-records index; terms such as the
+// "demand=", "state=" and "ent=" of one demand's matches), and each
+// redis.call has a fixed cost, if a small one next to inserting the members
+// and to the script's own Lua work. A call takes at most 500 ids: Lua's
+// unpack, and so a call's arguments, stop at about 8000 values, and a call
+// failing in phase 2 would leave the batch half written. Planning changes no
+// outcome: Validate allows one put per record, so no (set, id) pair gets
+// more than one change, and the order of the calls does not matter.
 //
 // Index keys are built inside the script from the terms, so they are not
 // declared in KEYS; that is sound on Redis Cluster only because the prefix's
@@ -32,7 +44,7 @@ import (
 // ones decoded. It returns {1, new version of each put...} or, when a check
 // fails, {0, put number (1-based), current version}.
 const applyScript = `
-local call, pcall, find, sub, tonumber = redis.call, redis.pcall, string.find, string.sub, tonumber
+local call, pcall, find, sub, tonumber, unpack, min = redis.call, redis.pcall, string.find, string.sub, tonumber, unpack, math.min
 
 local function decode(s)
   local terms, pos = {}, 1
@@ -46,7 +58,8 @@ local function decode(s)
 end
 
 -- checked remembers index keys already found usable: a batch touches the
--- same index keys many times (five matches of one demand share four terms).
+-- same index keys many times (five matches of one demand share the kind's
+-- index and three terms).
 local checked = {}
 local function usable(key, want)
   if checked[key] then return true end
@@ -58,21 +71,48 @@ local function usable(key, want)
   return false
 end
 
+-- The index changes phase 1 plans, by sorted set: adds[key] is the ZADD
+-- arguments {'0', id, '0', id...} (the score a string: Redis would format a
+-- Lua number with snprintf, member after member), rems[key] the ZREM ids,
+-- and addKeys and remKeys the sets in the order first met.
+local adds, addKeys, rems, remKeys = {}, {}, {}, {}
+local function add(key, id)
+  local l = adds[key]
+  if l then
+    l[#l + 1] = '0'
+    l[#l + 1] = id
+  else
+    adds[key] = {'0', id}
+    addKeys[#addKeys + 1] = key
+  end
+end
+local function rem(key, id)
+  local l = rems[key]
+  if l then
+    l[#l + 1] = id
+  else
+    rems[key] = {id}
+    remKeys[#remKeys + 1] = key
+  end
+end
+local function notIndex(key)
+  return redis.error_reply('WRONGTYPE ' .. key .. ' is not an index sorted set')
+end
+
 local ixp, nput, nev = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local plan = {}
 local a = 4
 
--- Phase 1: checks only.
+-- Phase 1: checks (and plans) only.
 for i = 1, nput do
   local p = {key = KEYS[1 + i], id = ARGV[a + 1], del = ARGV[a + 3] == '1', data = ARGV[a + 4], ix = ARGV[a + 5]}
-  p.base = ixp .. ARGV[a] .. ':'
+  local base = ixp .. ARGV[a] .. ':'
   local expect = tonumber(ARGV[a + 2])
   local nt = tonumber(ARGV[a + 6])
   local new = {}
   if not p.del then
     for j = a + 7, a + 6 + nt do new[ARGV[j]] = true end
   end
-  p.new = new
   a = a + 7 + nt
   -- A read fails harmlessly on a key of the wrong type: nothing is written yet.
   local cur = pcall('HMGET', p.key, 'v', 'ix')
@@ -83,19 +123,22 @@ for i = 1, nput do
   if expect >= 0 and p.v ~= expect then
     return {0, i, p.v}
   end
-  p.old = cur[2] and decode(cur[2]) or {}
-  if not usable(p.base, 'zset') then
-    return redis.error_reply('WRONGTYPE ' .. p.base .. ' is not an index sorted set')
+  local old = cur[2] and decode(cur[2]) or {}
+  if not usable(base, 'zset') then return notIndex(base) end
+  if p.del then
+    if p.v > 0 then rem(base, p.id) end
+  elseif p.v == 0 then
+    add(base, p.id)
   end
-  for t in pairs(p.old) do
-    if not usable(p.base .. t, 'zset') then
-      return redis.error_reply('WRONGTYPE ' .. p.base .. t .. ' is not an index sorted set')
-    end
+  for t in pairs(old) do
+    local key = base .. t
+    if not usable(key, 'zset') then return notIndex(key) end
+    if not new[t] then rem(key, p.id) end
   end
   for t in pairs(new) do
-    if not usable(p.base .. t, 'zset') then
-      return redis.error_reply('WRONGTYPE ' .. p.base .. t .. ' is not an index sorted set')
-    end
+    local key = base .. t
+    if not usable(key, 'zset') then return notIndex(key) end
+    if not old[t] then add(key, p.id) end
   end
   plan[i] = p
 end
@@ -107,24 +150,27 @@ end
 local out = {1}
 for i = 1, nput do
   local p = plan[i]
-  for t in pairs(p.old) do
-    if not p.new[t] then call('ZREM', p.base .. t, p.id) end
-  end
   if p.del then
-    if p.v > 0 then
-      call('ZREM', p.base, p.id)
-      call('DEL', p.key)
-    end
+    if p.v > 0 then call('DEL', p.key) end
     out[#out + 1] = 0
   else
     call('HSET', p.key, 'v', p.v + 1, 'd', p.data, 'ix', p.ix)
-    if p.v == 0 then call('ZADD', p.base, 0, p.id) end
-    for t in pairs(p.new) do
-      if not p.old[t] then call('ZADD', p.base .. t, 0, p.id) end
-    end
     out[#out + 1] = p.v + 1
   end
 end
+-- write sends cmd to each set with its planned arguments, at most n a call
+-- (ZADD's come in score-member pairs, so its n is even).
+local chunk = 500
+local function write(cmd, keys, args, n)
+  for _, key in ipairs(keys) do
+    local l = args[key]
+    for from = 1, #l, n do
+      call(cmd, key, unpack(l, from, min(from + n - 1, #l)))
+    end
+  end
+end
+write('ZREM', remKeys, rems, chunk)
+write('ZADD', addKeys, adds, 2 * chunk)
 for j = 1, nev do
   call('XADD', KEYS[1], '*', 'id', ARGV[a], 's', ARGV[a + 1], 'd', ARGV[a + 2])
   a = a + 3

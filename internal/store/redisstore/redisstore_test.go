@@ -112,6 +112,61 @@ func TestKeyLayout(t *testing.T) {
 	}
 }
 
+// TestLargeBatchKeys: a batch that adds or removes more ids of one index
+// than the script sends in one call (500) leaves every index complete and no
+// entry behind: its ZADDs and ZREMs go in chunks, none lost.
+func TestLargeBatchKeys(t *testing.T) {
+	client, prefix := testenv.Redis(t)
+	s := redisstore.New(client, prefix)
+	ctx := t.Context()
+	const n = 1100 // two full chunks and a part
+	batch := func(expect int64, del bool, term string) store.Batch {
+		var b store.Batch
+		for i := range n {
+			p := store.Put{Kind: "thing", ID: fmt.Sprintf("id-%05d", i), Expect: expect, Delete: del}
+			if term != "" {
+				p.Index = []string{term}
+			}
+			b.Puts = append(b.Puts, p)
+		}
+		return b
+	}
+	card := func() map[string]int64 {
+		t.Helper()
+		keys, err := client.Keys(ctx, prefix+":ix:*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int64{}
+		for _, k := range keys {
+			if out[strings.TrimPrefix(k, prefix)], err = client.ZCard(ctx, k).Result(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return out
+	}
+	steps := []struct {
+		name  string
+		batch store.Batch
+		want  map[string]int64 // index key (after the prefix): members
+	}{
+		{"create", batch(store.MustNotExist, false, "gen=1"), map[string]int64{":ix:thing:": n, ":ix:thing:gen=1": n}},
+		{"re-index", batch(1, false, "gen=2"), map[string]int64{":ix:thing:": n, ":ix:thing:gen=2": n}},
+		{"delete", batch(2, true, ""), map[string]int64{}},
+	}
+	for _, st := range steps {
+		if _, err := s.Apply(ctx, st.batch); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if diff := cmp.Diff(st.want, card()); diff != "" {
+			t.Errorf("%s: index sizes (-want +got):\n%s", st.name, diff)
+		}
+	}
+	if left, err := client.Keys(ctx, prefix+"*").Result(); err != nil || len(left) != 0 {
+		t.Errorf("keys left after deleting every record: %v, %v", left, err)
+	}
+}
+
 // TestScriptErrorWritesNothing: Redis does not roll back a failing script,
 // so the script must fail before its first write. A foreign key of the
 // wrong type where an index or the outbox should be makes it fail.

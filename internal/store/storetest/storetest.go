@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"BatchIsAtomic", testBatchIsAtomic},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"IndexTermsReplaced", testIndexTermsReplaced},
+		{"LargeBatch", testLargeBatch},
 		{"ListOrder", testListOrder},
 		{"ListPaging", testListPaging},
 		{"ListWhileWriting", testListWhileWriting},
@@ -370,6 +371,57 @@ func testIndexTermsReplaced(t *testing.T, s store.Store) {
 			got := listIDs(t, s, kind, store.Query{Index: term})
 			if listed != slices.Contains(got, "a") || len(got) > 1 {
 				t.Errorf("%s: index %q lists %q, want a listed: %v", st.name, term, got, listed)
+			}
+		}
+	}
+}
+
+// testLargeBatch: one batch creates, re-indexes or deletes more records
+// under one term than an adapter may write in one call (redisstore adds or
+// removes at most 500 ids of an index a call), and every listing follows.
+func testLargeBatch(t *testing.T, s store.Store) {
+	const n = 4100
+	id := func(i int) string { return fmt.Sprintf("rec-%05d", i) }
+	batch := func(expect int64, del bool, terms func(i int) []string) store.Batch {
+		var b store.Batch
+		for i := range n {
+			p := store.Put{Kind: kind, ID: id(i), Expect: expect, Delete: del}
+			if terms != nil {
+				p.Index = terms(i)
+			}
+			b.Puts = append(b.Puts, p)
+		}
+		return b
+	}
+	parity := func(i int) string { return fmt.Sprintf("p=%d", i%2) }
+	ids := func(pick func(i int) bool) []string {
+		var out []string
+		for i := range n {
+			if pick(i) {
+				out = append(out, id(i))
+			}
+		}
+		return out
+	}
+	all := func(int) bool { return true }
+	none := func(int) bool { return false }
+	steps := []struct {
+		name  string
+		batch store.Batch
+		want  map[string]func(i int) bool // by term, the records listed
+	}{
+		{"create", batch(store.MustNotExist, false, func(i int) []string { return []string{"gen=1", parity(i)} }),
+			map[string]func(int) bool{"": all, "gen=1": all, "p=0": func(i int) bool { return i%2 == 0 }, "gen=2": none}},
+		{"re-index", batch(1, false, func(i int) []string { return []string{"gen=2", parity(i)} }),
+			map[string]func(int) bool{"": all, "gen=1": none, "gen=2": all, "p=1": func(i int) bool { return i%2 == 1 }}},
+		{"delete", batch(2, true, nil),
+			map[string]func(int) bool{"": none, "gen=2": none, "p=0": none, "p=1": none}},
+	}
+	for _, st := range steps {
+		apply(t, s, st.batch)
+		for term, pick := range st.want {
+			if diff := cmp.Diff(ids(pick), listIDs(t, s, kind, store.Query{Index: term}), equateEmpty); diff != "" {
+				t.Errorf("%s: index %q lists (-want +got):\n%s", st.name, term, diff)
 			}
 		}
 	}
