@@ -529,15 +529,18 @@ func (s *Server) ExplainMatch(ctx context.Context, req *matchingv1.ExplainMatchR
 	if !ok {
 		return nil, errs.NotFound("product", req.GetProductId())
 	}
+	// The demand's match of the product, if any: a demand has a few matches
+	// (TopK a proposal round), at most one per product.
+	ms, err := s.matchesOf(ctx, d.GetId())
+	if err != nil {
+		return nil, err
+	}
 	var match *matchingv1.Match
-	rec, err := s.st.Get(ctx, kindPair, pairID(d.GetId(), req.GetProductId()))
-	switch {
-	case err == nil:
-		if m, err := s.getMatch(ctx, string(rec.Data)); err == nil {
+	for _, m := range ms {
+		if m.GetProductId() == req.GetProductId() {
 			match = m
+			break
 		}
-	case !errors.Is(err, store.ErrNotFound):
-		return nil, fmt.Errorf("matching: read pair: %w", err)
 	}
 	// The checks show the product's terms. Those of a product that is not
 	// PUBLISHED (a draft, a paused one) are for staff and its institution

@@ -20,10 +20,10 @@
 // matches of one demand. So every change to any match rewrites its demand
 // record too, with a version check, in the same batch: the demand's store
 // version fences the whole aggregate, and two changes racing on one demand
-// cannot both commit. A pair record per (demand, product), claimed with
-// MustNotExist in the batch that proposes the match, makes a second match
-// of the same product for the same demand impossible whatever path proposes
-// it (post, reverse matching, re-offer).
+// cannot both commit. Every path that proposes a match (post, reverse
+// matching, re-offer) skips a product the demand already has a match of,
+// and the demand's version check makes a change that read stale data run
+// again, so a demand never gets two matches of one product.
 //
 // The stored form of demands and matches is their proto message: the rules
 // below read and write it directly, since the service has one transport and
@@ -203,8 +203,6 @@ type aggregate struct {
 	matches       []*matchingv1.Match // proposal order (ids are ULIDs)
 	// subjects of changed matches, by match id.
 	subjects map[string]string
-	// created: ids of matches proposed in this change.
-	created map[string]bool
 	// readVersions: the store version of each match as read.
 	readVersions map[string]int64
 	demandRead   int64
@@ -317,7 +315,6 @@ func (a *aggregate) propose(p product, c Candidate, rank int, reoffer, reverse b
 		m.ScoreParts = append(m.ScoreParts, &matchingv1.ScorePart{Name: sp.Name, Weight: sp.Weight, Value: sp.Value, Contribution: sp.Contribution, Detail: sp.Detail})
 	}
 	a.matches = append(a.matches, m)
-	a.created[m.Id] = true
 	a.subjects[m.Id] = SubjectMatchProposed
 	return m
 }

@@ -1,8 +1,10 @@
 package matching
 
 import (
+	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -377,13 +379,132 @@ func TestReverseMatching(t *testing.T) {
 		if err != nil || !x.GetEligible() || x.GetMatch() == nil {
 			t.Fatalf("explain the matched product: %v, %v", x, err)
 		}
-		// The pair record refuses a second match even if the rules were bypassed.
-		_, err = f.s.mutate(t.Context(), d.GetId(), func(a *aggregate) error {
+		for id := range all {
+			if x.GetMatch().GetId() != id {
+				t.Fatalf("explain the matched product: match %s, want %s", x.GetMatch().GetId(), id)
+			}
+		}
+	})
+}
+
+// TestOneMatchPerProduct: a demand never gets a second match of a product,
+// whatever path proposes it and however the proposals race. Each path skips
+// a product the demand has a match of, and the demand's version fences its
+// matches: a change that read the demand before another proposed the
+// product loses its write, runs again on fresh data and finds the product
+// matched. No pair claims are written any more, and one left by an earlier
+// version is not read: ExplainMatch looks among the demand's matches.
+func TestOneMatchPerProduct(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, st store.Store) {
+		f := newFixture(t, st)
+		f.products(t, 2)
+		d, ms, _ := f.post(t)
+		if len(ms) != 2 {
+			t.Fatalf("PostDemand proposed %d matches, want both products", len(ms))
+		}
+		ctx := t.Context()
+		// perProduct maps the demand's matches by product, and fails on a
+		// second match of one.
+		perProduct := func() map[string]*matchingv1.Match {
+			t.Helper()
+			out := map[string]*matchingv1.Match{}
+			for _, m := range f.matches(t, d.GetId()) {
+				if o, ok := out[m.GetProductId()]; ok {
+					t.Fatalf("product %s matched twice with demand %s: %s and %s", m.GetProductId(), d.GetId(), o.GetId(), m.GetId())
+				}
+				out[m.GetProductId()] = m
+			}
+			return out
+		}
+
+		// The paths that propose skip a product already matched: reverse
+		// matching and the re-check after a post (the sweep's re-offer:
+		// TestDeadlines).
+		for _, p := range f.prods {
+			if err := f.s.reverseMatch(ctx, p.GetId()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := f.s.admitLate(ctx, d.GetId()); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(perProduct()); n != 2 {
+			t.Fatalf("%d products matched after reverse matching and the re-check, want 2", n)
+		}
+
+		// A change that read the demand before the product was proposed
+		// conflicts, runs again and finds it matched.
+		in := f.institution(t, registryv1.Zone_ZONE_FINANCE_AXIS)
+		p := pledge(in, 500)
+		f.s.applyProduct(p, p.Version)
+		runs := 0
+		_, err := f.s.mutate(ctx, d.GetId(), func(a *aggregate) error {
+			runs++
+			if runs == 1 {
+				// The product's reverse matching commits after this read.
+				if err := f.s.reverseMatch(ctx, p.GetId()); err != nil {
+					return err
+				}
+			}
+			if a.has(p.GetId()) {
+				return nil
+			}
 			prod, _ := f.s.dir.product(p.GetId())
-			a.propose(prod, Candidate{ProductID: p.GetId()}, 1, false, true)
+			a.propose(prod, Candidate{ProductID: p.GetId()}, 1, false, false)
 			return nil
 		})
-		wantCode(t, err, codes.Aborted)
+		if err != nil || runs != 2 {
+			t.Fatalf("the stale change: %v after %d runs, want nil after 2", err, runs)
+		}
+		if m := perProduct()[p.GetId()]; m == nil || !m.GetReverse() {
+			t.Fatalf("the product's match: %v, want the one reverse matching proposed", m)
+		}
+
+		// Racing deliveries of a newly published product propose it once.
+		in = f.institution(t, registryv1.Zone_ZONE_FINANCE_AXIS)
+		q := pledge(in, 450)
+		f.s.applyProduct(q, q.Version)
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				// Aborted: it lost to the others every time, which is allowed.
+				if err := f.s.reverseMatch(ctx, q.GetId()); err != nil && !errors.Is(err, ErrStaleVersion) {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		got := perProduct()
+		if got[q.GetId()] == nil || len(got) != 4 {
+			t.Fatalf("after racing deliveries: %d products matched, the raced one %v", len(got), got[q.GetId()])
+		}
+
+		// No pair claims are written.
+		page, err := st.List(ctx, kindPair, store.Query{Limit: store.MaxLimit})
+		if err != nil || len(page.Records) != 0 {
+			t.Fatalf("pair records: %d, %v; want none", len(page.Records), err)
+		}
+		// ExplainMatch answers each product's own match, and ignores an
+		// earlier version's pair claim: r, indexed but never proposed, has
+		// none even with a claim naming q's match.
+		for prod, m := range got {
+			x, err := f.s.ExplainMatch(staffCtx(t), &matchingv1.ExplainMatchRequest{DemandId: d.GetId(), ProductId: prod})
+			if err != nil || x.GetMatch().GetId() != m.GetId() {
+				t.Fatalf("explain product %s: %v, %v; want match %s", prod, x.GetMatch(), err, m.GetId())
+			}
+		}
+		in = f.institution(t, registryv1.Zone_ZONE_FINANCE_AXIS)
+		r := pledge(in, 475)
+		f.s.applyProduct(r, r.Version)
+		legacy := store.Put{Kind: kindPair, ID: d.GetId() + "." + r.GetId(), Expect: store.MustNotExist, Data: []byte(got[q.GetId()].GetId())}
+		if _, err := st.Apply(ctx, store.Batch{Puts: []store.Put{legacy}}); err != nil {
+			t.Fatal(err)
+		}
+		x, err := f.s.ExplainMatch(staffCtx(t), &matchingv1.ExplainMatchRequest{DemandId: d.GetId(), ProductId: r.GetId()})
+		if err != nil || x.GetMatch() != nil {
+			t.Fatalf("explain a product with a legacy pair claim and no match: %v, %v; want no match", x.GetMatch(), err)
+		}
 	})
 }
 

@@ -20,9 +20,18 @@ const (
 	kindDemand = "demand"
 	// kindMatch: one match per record, data = a marshalled matchingv1.Match.
 	kindMatch = "match"
-	// kindPair claims a (demand, product) pair: id = demand id + "." +
-	// product id, data = the match id. Written with MustNotExist in the
-	// batch that proposes the match, never deleted: one match per pair, ever.
+	// kindPair is legacy, kept so that the name is not reused: earlier
+	// versions claimed each (demand, product) pair with a record of this
+	// kind (id = demand id + "." + product id, data = the match id),
+	// written with MustNotExist in the batch that proposed the match and
+	// never deleted. Stores they wrote still hold such records; nothing
+	// writes or reads them now. One match per pair holds without them:
+	// every path that proposes a match skips a product the demand already
+	// has a match of (aggregate.has), and every write carries the demand
+	// expecting the version it was read at, so a change that read the
+	// demand before another one committed conflicts and runs again on
+	// fresh data. ExplainMatch looks for a pair's match among the demand's
+	// matches.
 	kindPair = "pair"
 )
 
@@ -68,8 +77,6 @@ func matchTerms(m *matchingv1.Match) []string {
 // overdue: a response that came too late or never, or an outcome past its
 // deadline.
 func overdue(m *matchingv1.Match) bool { return m.GetResponseOverdue() || m.GetOutcomeOverdue() }
-
-func pairID(demandID, productID string) string { return demandID + "." + productID }
 
 func decodeDemand(rec store.Record) (*matchingv1.Demand, error) {
 	d := &matchingv1.Demand{}
@@ -177,7 +184,6 @@ func (s *Server) newAggregate() *aggregate {
 		cfg:          s.cfg,
 		now:          s.now().UTC(),
 		subjects:     map[string]string{},
-		created:      map[string]bool{},
 		readVersions: map[string]int64{},
 		newID:        func() string { return events.NewID(s.now()) },
 	}
@@ -203,10 +209,10 @@ func (s *Server) load(ctx context.Context, demandID string) (*aggregate, error) 
 
 // mutate is update-by-closure for a demand and its matches: it reads them,
 // lets fn apply a rule, and writes the demand (always: it is the fence), the
-// changed and new matches, the pair claims of new matches and every event in
-// one batch. fn runs again on fresh data when another change to the demand
-// committed in between; a rule that finds nothing to do changes nothing and
-// nothing is written. It returns the aggregate as written.
+// changed and new matches and every event in one batch. fn runs again on
+// fresh data when another change to the demand committed in between; a rule
+// that finds nothing to do changes nothing and nothing is written. It
+// returns the aggregate as written.
 func (s *Server) mutate(ctx context.Context, demandID string, fn func(a *aggregate) error) (*aggregate, error) {
 	for attempt := 1; ; attempt++ {
 		a, err := s.load(ctx, demandID)
@@ -235,7 +241,9 @@ func (s *Server) mutate(ctx context.Context, demandID string, fn func(a *aggrega
 }
 
 // write commits an aggregate's changes in one batch; a new demand (read at
-// version 0) is created.
+// version 0) is created. The demand's put expects the version it was read
+// at: that check is what keeps two changes of one demand, and so two
+// proposals of one product to it, from both committing.
 func (s *Server) write(ctx context.Context, a *aggregate) error {
 	actor := events.ActorFrom(ctx)
 	var b store.Batch
@@ -265,9 +273,6 @@ func (s *Server) write(ctx context.Context, a *aggregate) error {
 			return fmt.Errorf("matching: marshal match: %w", err)
 		}
 		b.Puts = append(b.Puts, store.Put{Kind: kindMatch, ID: m.GetId(), Expect: read, Data: data, Index: matchTerms(m)})
-		if a.created[m.GetId()] {
-			b.Puts = append(b.Puts, store.Put{Kind: kindPair, ID: pairID(d.GetId(), m.GetProductId()), Expect: store.MustNotExist, Data: []byte(m.GetId())})
-		}
 		ev, err := eventEncoded(actor, subject, m.GetId(), m.GetVersion(), m, data, a.now)
 		if err != nil {
 			return err
