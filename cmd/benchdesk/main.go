@@ -114,7 +114,7 @@ func main() {
 	flag.StringVar(&o.memProfile, "memprofile", "", "write an allocation profile of the whole run to this file at the end")
 	flag.IntVar(&o.topK, "topk", 5, "matching policy TopK: proposals (and match events) per demand")
 	flag.BoolVar(&o.relaxedSync, "relaxed-sync", false, "RELAXED SYNC: run the embedded NATS without sync always (fsync every 2 min); NOT the durable default, for measuring only")
-	flag.IntVar(&o.atomicMin, "relay-atomic-min", 0, "outbox.Options.AtomicMin of the relays: reads of at least this many events go out as one atomic batch (0: the default, 16; -1: never)")
+	flag.IntVar(&o.atomicMin, "relay-atomic-min", 0, "outbox.Options.AtomicMin of the relays: reads of at least this many events go out as one atomic batch (0: as the single binary sets up its embedded server, 16 with sync always and never with --relaxed-sync; -1: never)")
 	flag.DurationVar(&o.drainTimeout, "drain-timeout", 90*time.Second, "how long to wait for events after a run and for the matching outbox to drain between phases")
 	flag.IntVar(&o.probeEvents, "probe-events", 5000, "events per publish mode in the relay-pipelining probe (0 skips it)")
 	flag.StringVar(&level, "log-level", "warn", "service log level (debug, info, warn, error); logs go to stderr")
@@ -401,7 +401,11 @@ func startDesk(ctx context.Context, o options, log *slog.Logger) (*desk, error) 
 		if err := st.Ping(sctx); err != nil {
 			return nil, nil, fmt.Errorf("redis: %w", err)
 		}
-		relay := outbox.New(st, d.js, log.With("service", service), outbox.Options{AtomicMin: o.atomicMin})
+		atomicMin := o.atomicMin
+		if atomicMin == 0 && !o.relaxedSync {
+			atomicMin = outbox.AtomicMinSyncAlways
+		}
+		relay := outbox.New(st, d.js, log.With("service", service), outbox.Options{AtomicMin: atomicMin})
 		// Stopped without a flush at the end: what is pending goes with
 		// the prefix.
 		bg.Go(func() error { return relay.Run(bgCtx) })

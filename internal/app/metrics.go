@@ -202,6 +202,8 @@ var (
 		"Age of the oldest event waiting in the service's outbox; 0 when empty.", []string{"service"}, nil)
 	publishedDesc = prometheus.NewDesc("carbondesk_outbox_published_total",
 		"Events this process's relay had acknowledged by the stream.", []string{"service"}, nil)
+	atomicDesc = prometheus.NewDesc("carbondesk_outbox_atomic_batches_total",
+		"Backlogs this process's relay published as one JetStream atomic batch (embedded server).", []string{"service"}, nil)
 	leaseDesc = prometheus.NewDesc("carbondesk_lease_held",
 		"1 while this process holds the lease (outbox relay, sweep), else 0.", []string{"lease"}, nil)
 )
@@ -213,6 +215,7 @@ func (c relayCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- backlogDesc
 	ch <- oldestDesc
 	ch <- publishedDesc
+	ch <- atomicDesc
 	ch <- leaseDesc
 }
 
@@ -229,6 +232,7 @@ func (c relayCollector) Collect(ch chan<- prometheus.Metric) {
 	c.m.mu.Unlock()
 	for service, r := range relays {
 		ch <- prometheus.MustNewConstMetric(publishedDesc, prometheus.CounterValue, float64(r.Published()), service)
+		ch <- prometheus.MustNewConstMetric(atomicDesc, prometheus.CounterValue, float64(r.AtomicBatches()), service)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		b, err := r.Backlog(ctx, 1000)
 		cancel()

@@ -84,7 +84,7 @@ func TestServeOneServiceTwoReplicas(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		ma, mb := scrape(t, a.MetricsAddr), scrape(t, b.MetricsAddr)
-		for _, want := range []string{`carbondesk_outbox_backlog{service="registry"}`, `carbondesk_rpc_duration_seconds`, `carbondesk_ready 1`} {
+		for _, want := range []string{`carbondesk_outbox_backlog{service="registry"}`, `carbondesk_outbox_atomic_batches_total{service="registry"}`, `carbondesk_rpc_duration_seconds`, `carbondesk_ready 1`} {
 			if !strings.Contains(ma, want) {
 				t.Fatalf("metrics lack %s:\n%s", want, ma)
 			}

@@ -169,7 +169,15 @@ func (w *wiring) base(service string) (store.Store, *outbox.Relay, error) {
 	}
 	*w.closers = append(*w.closers, func() { _ = st.Close() })
 	log := w.log.With("service", service)
-	relay := outbox.New(st, w.js, log, outbox.Options{Replicated: w.cfg.StreamReplicas > 1})
+	opts := outbox.Options{Replicated: w.cfg.StreamReplicas > 1}
+	if w.leases == nil {
+		// The embedded server fsyncs every message: a backlog goes out
+		// in atomic batches, one fsync each. An external server's sync
+		// setting is not known here, and where it does not fsync each
+		// message pipelining is faster.
+		opts.AtomicMin = outbox.AtomicMinSyncAlways
+	}
+	relay := outbox.New(st, w.js, log, opts)
 	w.metrics.addRelay(service, relay)
 	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(w.ctx))
 	relayDone := make(chan struct{})

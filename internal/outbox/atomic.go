@@ -41,7 +41,7 @@ const (
 // replicated path orders by sequence, see Options.Replicated), and a server
 // that has atomic batches and has not refused them.
 func (r *Relay) atomicFits(pending []store.Pending) bool {
-	if r.opts.AtomicMin < 0 || len(pending) < r.opts.AtomicMin || r.opts.Replicated || r.noAtomic.Load() {
+	if r.opts.AtomicMin <= 0 || len(pending) < r.opts.AtomicMin || r.opts.Replicated || r.noAtomic.Load() {
 		return false
 	}
 	nc := r.js.Conn()

@@ -20,8 +20,9 @@ import (
 // bolt outbox into an embedded JetStream stream (in-process connection),
 // beside its baselines in the same run: the same number of acknowledged
 // publishes without any store, one at a time and pipelined (async). The
-// relay runs as configured by default (a full read of 256 events goes out
-// as one atomic batch) and pipelined only (AtomicMin -1). Both with the
+// relay runs with atomic batches as the single binary sets it up
+// (AtomicMinSyncAlways: a full read of 256 events goes out as one batch)
+// and pipelined only (the default). Both with the
 // server's sync always (the single binary's setting) and relaxed (fsync
 // every 2 min), which is the price of not losing acknowledged events on a
 // host crash.
@@ -35,7 +36,7 @@ func BenchmarkRelay(b *testing.B) {
 		for _, mode := range []struct {
 			name      string
 			atomicMin int
-		}{{"relay", 0}, {"relay-pipelined", -1}} {
+		}{{"relay-atomic", outbox.AtomicMinSyncAlways}, {"relay-pipelined", 0}} {
 			b.Run(sync.name+"/"+mode.name, func(b *testing.B) {
 				const service = "bench"
 				js := testenv.JetStream(b, testenv.StartNATS(b, natsx.Options{RelaxedSync: sync.relaxed}))

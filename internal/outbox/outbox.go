@@ -95,13 +95,21 @@ type Options struct {
 	// AtomicMin: a read that finds at least this many pending events of
 	// one stream publishes them as one JetStream atomic batch (nats-server
 	// 2.12 or later, a stream with AllowAtomicPublish, not Replicated)
-	// instead of pipelining them. With sync always the server then fsyncs
-	// once for the whole batch instead of once per event, which is what
-	// lets the relay keep up with a burst of writes; an atomic batch costs
-	// a fixed few milliseconds (the server stages it on disk), so small
-	// reads stay pipelined. Default 16; negative: never.
+	// instead of pipelining them. Zero or negative: never (the default).
+	//
+	// It pays only on a server that fsyncs every message (sync always):
+	// the batch is fsynced once instead of once per event, which is what
+	// lets the relay keep up with a burst of writes. An atomic batch has a
+	// fixed cost of a few milliseconds (the server stages it on disk), so
+	// on a server that does not fsync each message pipelining is faster at
+	// any size; AtomicMinSyncAlways is the threshold for a sync-always one.
 	AtomicMin int
 }
+
+// AtomicMinSyncAlways is the Options.AtomicMin for a server with sync
+// always (the embedded one): below ~16 events, pipelined publishes with an
+// fsync each take less time than one atomic batch (docs/BENCHMARKS.md).
+const AtomicMinSyncAlways = 16
 
 func (o Options) withDefaults() Options {
 	if o.Batch <= 0 {
@@ -123,9 +131,6 @@ func (o Options) withDefaults() Options {
 	o.MaxBackoff = max(o.MaxBackoff, o.MinBackoff)
 	if o.StuckLogInterval <= 0 {
 		o.StuckLogInterval = time.Minute
-	}
-	if o.AtomicMin == 0 {
-		o.AtomicMin = 16
 	}
 	return o
 }

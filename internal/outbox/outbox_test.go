@@ -146,7 +146,7 @@ func (w tWriter) Write(p []byte) (int, error) {
 var relayModes = []struct {
 	name      string
 	atomicMin int
-}{{"pipelined", -1}, {"atomic", 2}}
+}{{"pipelined", 0}, {"atomic", 2}}
 
 func TestRelayPublishesInOrderAndMarksSent(t *testing.T) {
 	for _, mode := range relayModes {
