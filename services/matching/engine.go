@@ -13,7 +13,7 @@ package matching
 // and the class AmountMax's bit length: a product serving two kinds sits in
 // two buckets. A rank walks the bands best price first and stops as soon as
 // a band's best possible score cannot beat the k-th held. A bucket holds compact,
-// pointer-free entries (64 bytes, one cache line) carrying everything the hard constraints
+// pointer-free entries (88 bytes) carrying everything the hard constraints
 // and the score need, sorted by (AmountMin, slot). A rank visits only the
 // buckets of the demand's kind and wanted categories whose class is at least
 // the demand amount's (smaller maxima cannot reach it), and in each only the
@@ -220,16 +220,20 @@ type instState struct {
 // index, and everything a rank tests sits in one cache line or two.
 type entry struct {
 	amountMin, amountMax int64
-	price                float64
-	sectors              uint64 // bit s for sector s; bit 63 set when restricted; 0 = all
-	slot                 int32
-	inst                 int32
-	pledgeBps            int32
-	termMin, termMax     int32
-	regions              [inlineRegions]uint32 // the first nreg regions, when nreg ≤ inlineRegions
-	nreg                 uint8                 // 0 all regions; more than inlineRegions: see slot.regions
-	asset                uint8                 // 0 none, 1 CEA, 2 CCER, 3 unknown (never sufficient)
-	dead                 bool
+	// lnMin and lnMax are the logarithms of amountMin and amountMax (0
+	// when amountMin is not positive) for fit: taken once here rather than
+	// in every rank that scores the entry.
+	lnMin, lnMax     float64
+	price            float64
+	sectors          uint64 // bit s for sector s; bit 63 set when restricted; 0 = all
+	slot             int32
+	inst             int32
+	pledgeBps        int32
+	termMin, termMax int32
+	regions          [inlineRegions]uint32 // the first nreg regions, when nreg ≤ inlineRegions
+	nreg             uint8                 // 0 all regions; more than inlineRegions: see slot.regions
+	asset            uint8                 // 0 none, 1 CEA, 2 CCER, 3 unknown (never sufficient)
+	dead             bool
 }
 
 // bucket holds one (kind, category)'s entries: sorted by (amountMin, slot),
@@ -547,6 +551,9 @@ func (e *Engine) entryOf(i int32) entry {
 		price: s.price, slot: i, inst: s.inst, pledgeBps: p.PledgeRateBps,
 		termMin: p.TermMin, termMax: p.TermMax,
 	}
+	if p.AmountMin > 0 {
+		en.lnMin, en.lnMax = math.Log(float64(p.AmountMin)), math.Log(float64(p.AmountMax))
+	}
 	if len(p.Sectors) > 0 {
 		en.sectors = restrictedSectors
 		for _, sec := range p.Sectors {
@@ -697,12 +704,9 @@ func minPledgeRate(tonnes, price, amount int64) int64 {
 
 // fit is the fit part's value.
 func fit(q *query, en *entry) float64 {
-	// The logarithms are taken here, not stored: the bound in scan spares
-	// most entries this, and the entry stays one cache line (64 bytes).
 	af := 1.0
 	if en.amountMin > 0 && en.amountMax > en.amountMin {
-		lnMin := math.Log(float64(en.amountMin))
-		af = centred((q.lnA - lnMin) / (math.Log(float64(en.amountMax)) - lnMin))
+		af = centred((q.lnA - en.lnMin) / (en.lnMax - en.lnMin))
 	}
 	t := q.d.TermMonths
 	if t == 0 || (en.termMin|en.termMax) == 0 {
