@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,8 @@ const (
 	envMode = "OUTBOX_CRASH_MODE"
 	envDB   = "OUTBOX_CRASH_DB"
 	envNATS = "OUTBOX_CRASH_NATS"
+	// envAtomic is the child relay's Options.AtomicMin (relayModes).
+	envAtomic = "OUTBOX_CRASH_ATOMIC_MIN"
 )
 
 const crashService = "crash"
@@ -43,6 +46,7 @@ func TestCrashHelperProcess(t *testing.T) {
 		fmt.Println("ERROR", err)
 		os.Exit(2)
 	}
+	atomicMin, _ := strconv.Atoi(os.Getenv(envAtomic))
 	switch mode {
 	case "commit":
 		// Commit a change and its event, then hang before any relay runs.
@@ -52,9 +56,12 @@ func TestCrashHelperProcess(t *testing.T) {
 
 	case "published":
 		// Commit, publish (the stream acknowledges), hang before MarkSent.
+		// Three events, so that an atomic relay sends them as one batch.
 		js := childJetStream(os.Getenv(envNATS))
 		ev := commit(t, st, crashService, "e1", 1)
-		r := outbox.New(st, js, nil, outbox.Options{AfterPublish: func(p store.Pending) {
+		commit(t, st, crashService, "e2", 1)
+		commit(t, st, crashService, "e3", 1)
+		r := outbox.New(st, js, nil, outbox.Options{AtomicMin: atomicMin, AfterPublish: func(p store.Pending) {
 			fmt.Println("PUBLISHED", p.ID)
 			select {}
 		}})
@@ -66,7 +73,7 @@ func TestCrashHelperProcess(t *testing.T) {
 		// A writer committing as fast as it can while the relay publishes;
 		// each id is printed once its commit returned.
 		js := childJetStream(os.Getenv(envNATS))
-		r := outbox.New(st, js, nil, outbox.Options{})
+		r := outbox.New(st, js, nil, outbox.Options{AtomicMin: atomicMin})
 		go func() { _ = r.Run(context.Background()) }()
 		wst := outbox.Notifying(st, r)
 		for i := 0; ; i++ {
@@ -98,10 +105,10 @@ func childJetStream(url string) jetstream.JetStream {
 
 // child starts the helper process in mode and returns its output lines (the
 // channel closes when it dies) and a function that SIGKILLs it and waits.
-func child(t *testing.T, mode, db, natsURL string) (<-chan string, func()) {
+func child(t *testing.T, mode, db, natsURL string, atomicMin int) (<-chan string, func()) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), envMode+"="+mode, envDB+"="+db, envNATS+"="+natsURL)
+	cmd.Env = append(os.Environ(), envMode+"="+mode, envDB+"="+db, envNATS+"="+natsURL, envAtomic+"="+strconv.Itoa(atomicMin))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -159,7 +166,7 @@ func await(t *testing.T, lines <-chan string, prefix string) string {
 func TestCrashAfterCommitBeforePublish(t *testing.T) {
 	t.Parallel()
 	db := filepath.Join(t.TempDir(), "x.db")
-	lines, kill := child(t, "commit", db, "")
+	lines, kill := child(t, "commit", db, "", 0)
 	id := await(t, lines, "COMMITTED")
 	kill()
 
@@ -178,37 +185,56 @@ func TestCrashAfterCommitBeforePublish(t *testing.T) {
 	}
 }
 
-// TestCrashAfterPublishBeforeMarkSent: the stream acknowledged the event but
-// the process died before recording it; the next relay publishes it again and
-// the stream keeps one copy.
+// TestCrashAfterPublishBeforeMarkSent: the stream acknowledged the events
+// but the process died before recording it; the next relay publishes them
+// again and the stream keeps one copy of each. Atomic: the whole batch was
+// acknowledged, and the next relay's batch is refused for holding copies
+// and goes out pipelined.
 func TestCrashAfterPublishBeforeMarkSent(t *testing.T) {
+	for _, mode := range relayModes {
+		t.Run(mode.name, func(t *testing.T) { testCrashAfterPublish(t, mode.atomicMin) })
+	}
+}
+
+func testCrashAfterPublish(t *testing.T, atomicMin int) {
 	t.Parallel()
 	srv := testenv.StartNATS(t, natsx.Options{Listen: "127.0.0.1:0"})
 	js := testenv.JetStream(t, srv)
 	testenv.Stream(t, js, crashService)
 
 	db := filepath.Join(t.TempDir(), "x.db")
-	lines, kill := child(t, "published", db, srv.ClientURL())
-	id := await(t, lines, "PUBLISHED")
+	lines, kill := child(t, "published", db, srv.ClientURL(), atomicMin)
+	await(t, lines, "PUBLISHED")
 	kill()
 
 	st := openBoltAt(t, db)
-	// The crash really was in the gap: the stream has it, the outbox too.
-	if diff := cmp.Diff([]string{id}, streamIDs(t, js, crashService)); diff != "" {
-		t.Fatalf("stream before restart (-want +got):\n%s", diff)
+	pending, err := st.Pending(context.Background(), store.MaxLimit)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if n := pendingCount(t, st); n != 1 {
-		t.Fatalf("%d events pending after the crash, want 1", n)
+	var all []string
+	for _, p := range pending {
+		all = append(all, p.ID)
+	}
+	if len(all) != 3 {
+		t.Fatalf("%d events pending after the crash, want 3", len(all))
+	}
+	// The crash really was in the gap: the outbox holds all three, the
+	// stream the first (pipelined: maybe more, in flight behind it;
+	// atomic: all three).
+	before := streamIDs(t, js, crashService)
+	if len(before) == 0 || len(before) > len(all) || !slices.Equal(before, all[:len(before)]) || atomicMin > 0 && len(before) != 3 {
+		t.Fatalf("stream before restart %v, want a prefix of %v (atomic: all of it)", before, all)
 	}
 
-	r := outbox.New(st, js, testLogger(t), outbox.Options{})
+	r := outbox.New(st, js, testLogger(t), outbox.Options{AtomicMin: atomicMin})
 	if err := r.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.Published(); got != 1 {
-		t.Errorf("Published() = %d, want the event re-published once", got)
+	if got := r.Published(); got != 3 {
+		t.Errorf("Published() = %d, want all three (copies acknowledged)", got)
 	}
-	if diff := cmp.Diff([]string{id}, streamIDs(t, js, crashService)); diff != "" {
+	if diff := cmp.Diff(all, streamIDs(t, js, crashService)); diff != "" {
 		t.Errorf("stream after restart (-want +got):\n%s", diff)
 	}
 	if n := pendingCount(t, st); n != 0 {
@@ -220,13 +246,19 @@ func TestCrashAfterPublishBeforeMarkSent(t *testing.T) {
 // After restart the stream holds exactly the events of the changes the store
 // holds: every acknowledged write's event, none twice, in commit order.
 func TestCrashUnderLoad(t *testing.T) {
+	for _, mode := range relayModes {
+		t.Run(mode.name, func(t *testing.T) { testCrashUnderLoad(t, mode.atomicMin) })
+	}
+}
+
+func testCrashUnderLoad(t *testing.T, atomicMin int) {
 	t.Parallel()
 	srv := testenv.StartNATS(t, natsx.Options{Listen: "127.0.0.1:0"})
 	js := testenv.JetStream(t, srv)
 	testenv.Stream(t, js, crashService)
 
 	db := filepath.Join(t.TempDir(), "x.db")
-	lines, kill := child(t, "load", db, srv.ClientURL())
+	lines, kill := child(t, "load", db, srv.ClientURL(), atomicMin)
 	var acked []string
 	for len(acked) < 300 {
 		acked = append(acked, await(t, lines, "COMMITTED"))
@@ -240,7 +272,7 @@ func TestCrashUnderLoad(t *testing.T) {
 	inStreamAtCrash := len(streamIDs(t, js, crashService))
 
 	st := openBoltAt(t, db)
-	if err := outbox.New(st, js, testLogger(t), outbox.Options{}).Flush(context.Background()); err != nil {
+	if err := outbox.New(st, js, testLogger(t), outbox.Options{AtomicMin: atomicMin}).Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	got := streamIDs(t, js, crashService)
