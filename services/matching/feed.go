@@ -336,7 +336,9 @@ func (s *Server) replay(ctx context.Context, js jetstream.JetStream, stream stri
 	if err != nil {
 		return err
 	}
-	it, err := oc.Messages()
+	// A short expiry, so a pull lost in a NATS node's restart is re-issued
+	// in seconds (consumer.PullExpiry).
+	it, err := oc.Messages(jetstream.PullExpiry(consumer.PullExpiry))
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	matchingv1 "github.com/carbondesk/carbondesk/gen/carbondesk/matching/v1"
+	"github.com/carbondesk/carbondesk/internal/consumer"
 	"github.com/carbondesk/carbondesk/internal/errs"
 	"github.com/carbondesk/carbondesk/internal/events"
 	"github.com/carbondesk/carbondesk/internal/grpcx"
@@ -193,7 +194,7 @@ func (h *watchHub) consume(ctx context.Context, js jetstream.JetStream, ready ch
 	if err != nil {
 		return err
 	}
-	it, err := oc.Messages(jetstream.PullMaxMessages(512))
+	it, err := oc.Messages(jetstream.PullMaxMessages(512), jetstream.PullExpiry(consumer.PullExpiry))
 	if err != nil {
 		return err
 	}

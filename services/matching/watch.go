@@ -12,6 +12,7 @@ import (
 
 	catalogv1 "github.com/carbondesk/carbondesk/gen/carbondesk/catalog/v1"
 	matchingv1 "github.com/carbondesk/carbondesk/gen/carbondesk/matching/v1"
+	"github.com/carbondesk/carbondesk/internal/consumer"
 	"github.com/carbondesk/carbondesk/internal/errs"
 	"github.com/carbondesk/carbondesk/internal/events"
 )
@@ -99,7 +100,7 @@ func (s *Server) WatchMatches(req *matchingv1.WatchMatchesRequest, stream grpc.S
 		return errs.Unavailable("the live feed cannot start a consumer; retry shortly")
 	}
 
-	it, err := oc.Messages(jetstream.PullMaxMessages(min(max(s.cfg.WatchBuffer, 16), 512)))
+	it, err := oc.Messages(jetstream.PullMaxMessages(min(max(s.cfg.WatchBuffer, 16), 512)), jetstream.PullExpiry(consumer.PullExpiry))
 	if err != nil {
 		return errs.Unavailable("the live feed cannot start a consumer; retry shortly")
 	}
