@@ -120,6 +120,25 @@ func Bench(b *testing.B, open func(tb testing.TB) store.Store) {
 			}
 		})
 	})
+	// Pending256 is the relay's read: 256 pending events of ~1.5 KB.
+	b.Run("Pending256", func(b *testing.B) {
+		s := open(b)
+		ctx := context.Background()
+		var bt store.Batch
+		for i := range 256 {
+			bt.Events = append(bt.Events, store.Event{ID: fmt.Sprintf("ev-%09d", i), Subject: "carbondesk.test.match.proposed", Data: big})
+		}
+		if _, err := s.Apply(ctx, bt); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			p, err := s.Pending(ctx, 256)
+			if err != nil || len(p) != 256 {
+				b.Fatalf("Pending: %d events, %v", len(p), err)
+			}
+		}
+	})
 	b.Run("List50", func(b *testing.B) {
 		s := seed(b)
 		ctx := context.Background()
