@@ -452,7 +452,7 @@ func testFailedEventIsNeverOvertaken(t *testing.T, atomicMin int) {
 // TestStreamWithoutAtomicPublish: a stream that does not allow atomic
 // batches (created by an older version, or by hand) refuses the first one;
 // the relay says so once, publishes pipelined from then on, and loses and
-// reorders nothing.
+// reorders nothing. Once the stream is updated, a new relay batches.
 func TestStreamWithoutAtomicPublish(t *testing.T) {
 	t.Parallel()
 	const service = "noatomic"
@@ -481,5 +481,24 @@ func TestStreamWithoutAtomicPublish(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "refused an atomic batch"); n != 1 {
 		t.Errorf("%d warnings about refused atomic batches, want 1:\n%s", n, logs.String())
+	}
+
+	// A data folder of an older version: starting the new one updates the
+	// stream (events.EnsureStream), and a fresh relay publishes atomically.
+	if _, err := events.EnsureStream(context.Background(), js, events.StreamConfig(service, 1)); err != nil {
+		t.Fatalf("update the stream to allow atomic publish: %v", err)
+	}
+	for i := range 30 {
+		want = append(want, commit(t, st, service, fmt.Sprintf("f%d", i), 1).ID)
+	}
+	r = outbox.New(st, js, log, outbox.Options{Batch: 10, AtomicMin: 2})
+	if err := r.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.AtomicBatches(); n != 3 {
+		t.Errorf("AtomicBatches() = %d after the stream was updated, want 3", n)
+	}
+	if diff := cmp.Diff(want, streamIDs(t, js, service)); diff != "" {
+		t.Errorf("stream after the update (-want +got):\n%s", diff)
 	}
 }
