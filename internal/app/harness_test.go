@@ -26,6 +26,7 @@ import (
 // the data folder's development key to mint tokens with.
 type testApp struct {
 	cfg      app.Config
+	ready    app.Ready
 	conn     *grpc.ClientConn
 	registry registryv1.RegistryServiceClient
 	issuer   auth.Issuer
@@ -69,6 +70,7 @@ func startApp(t *testing.T, log *slog.Logger, tune func(*app.Config)) *testApp {
 	t.Cleanup(func() { _ = conn.Close() })
 	return &testApp{
 		cfg:      cfg,
+		ready:    r,
 		conn:     conn,
 		registry: registryv1.NewRegistryServiceClient(conn),
 		issuer:   auth.Issuer{Key: key},

@@ -9,13 +9,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
-	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
 	"github.com/carbondesk/carbondesk/internal/app"
 	"github.com/carbondesk/carbondesk/internal/app/apptest"
-	"github.com/carbondesk/carbondesk/internal/auth"
 	"github.com/carbondesk/carbondesk/internal/events"
 	"github.com/carbondesk/carbondesk/internal/testenv"
 	"github.com/carbondesk/carbondesk/services/catalog"
@@ -29,28 +25,12 @@ import (
 // (which reads the consumers' lag) checked every 50 ms.
 func startMetricsApp(t *testing.T) (*testApp, app.Ready) {
 	t.Helper()
-	cfg := app.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.GRPCAddr = "127.0.0.1:0"
-	cfg.HTTPAddr = ""
-	cfg.MetricsAddr = "127.0.0.1:0"
-	cfg.NATSListen = "127.0.0.1:0"
-	cfg.ReadinessEvery = 50 * time.Millisecond
-	cfg.Seed = false
-	cfg.ShutdownTimeout = 5 * time.Second
-	cfg.WritesPerSecond = 1e6
-	cfg.WriteBurst = 1e6
-	r, _ := apptest.Start(t, cfg, nil, 30*time.Second)
-	key, _, err := auth.LoadOrCreateDevKey(cfg.DataDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := grpc.NewClient(r.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return &testApp{cfg: cfg, conn: conn, registry: registryv1.NewRegistryServiceClient(conn), issuer: auth.Issuer{Key: key}}, r
+	a := startApp(t, nil, func(c *app.Config) {
+		c.MetricsAddr = "127.0.0.1:0"
+		c.NATSListen = "127.0.0.1:0"
+		c.ReadinessEvery = 50 * time.Millisecond
+	})
+	return a, a.ready
 }
 
 // The demand side's match latency is observed for every PostDemand that

@@ -3,8 +3,6 @@ package app_test
 import (
 	"context"
 	"crypto/rand"
-	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -44,18 +42,10 @@ func runService(t *testing.T, service, natsURL, prefix string, tune func(*app.Co
 	return r
 }
 
+// scrape reads the metrics page a process serves at addr (--metrics).
 func scrape(t *testing.T, addr string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return testenv.Scrape(t, "http://"+addr+"/metrics")
 }
 
 // Two replicas of one service side by side, both told to seed: both

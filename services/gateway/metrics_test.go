@@ -2,7 +2,6 @@ package gateway_test
 
 import (
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -60,20 +59,6 @@ func startMeteredGateway(t *testing.T) (*desk, string) {
 	return &desk{base: api.URL, issuer: auth.Issuer{Key: key}, client: &http.Client{Timeout: 30 * time.Second}}, metrics.URL
 }
 
-func scrapeURL(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // The gateway counts and times requests by route template, method and
 // status (never by raw path: ids do not make series), and gauges the
 // requests in flight, the open live feed included.
@@ -106,7 +91,7 @@ func TestHTTPMetrics(t *testing.T) {
 
 	// A live feed is in flight while it is open.
 	watch := d.open(t, "/v1/matches:watch", staff)
-	m := scrapeURL(t, metricsURL)
+	m := testenv.Scrape(t, metricsURL)
 	if v, ok := testenv.MetricValue(m, "carbondesk_http_requests_in_flight"); !ok || v != 1 {
 		t.Errorf("in flight with a feed open: %v (present %v), want 1", v, ok)
 	}
@@ -127,7 +112,7 @@ func TestHTTPMetrics(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		m = scrapeURL(t, metricsURL)
+		m = testenv.Scrape(t, metricsURL)
 		var wrong []string
 		for series, n := range want {
 			if v, ok := testenv.MetricValue(m, series); !ok || v != n {
