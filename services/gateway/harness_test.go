@@ -36,24 +36,33 @@ type desk struct {
 // stop cleanly, when the test ends.
 func startDesk(t *testing.T) *desk {
 	t.Helper()
+	r, issuer := runApp(t, "127.0.0.1:0")
+	if r.HTTPAddr == "" || !r.DevTokens {
+		t.Fatalf("ready = %+v; want an HTTP address and development tokens", r)
+	}
+	return &desk{base: "http://" + r.HTTPAddr, issuer: issuer, client: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// runApp runs app.Run as startDesk describes, with --http on httpAddr (""
+// for none), and returns what it reported ready and an issuer with the
+// data folder's development key.
+func runApp(t *testing.T, httpAddr string) (app.Ready, auth.Issuer) {
+	t.Helper()
 	cfg := app.Defaults()
 	cfg.DataDir = t.TempDir()
 	cfg.GRPCAddr = "127.0.0.1:0"
-	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.HTTPAddr = httpAddr
 	cfg.Seed = false
 	cfg.ShutdownTimeout = 5 * time.Second
 	cfg.WritesPerSecond = 1e6
 	cfg.WriteBurst = 1e6
 
 	r, _ := apptest.Start(t, cfg, nil, 30*time.Second)
-	if r.HTTPAddr == "" || !r.DevTokens {
-		t.Fatalf("ready = %+v; want an HTTP address and development tokens", r)
-	}
 	key, _, err := auth.LoadOrCreateDevKey(cfg.DataDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &desk{base: "http://" + r.HTTPAddr, issuer: auth.Issuer{Key: key}, client: &http.Client{Timeout: 30 * time.Second}}
+	return r, auth.Issuer{Key: key}
 }
 
 // token mints an hour's token for role and org.

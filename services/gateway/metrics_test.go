@@ -13,8 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	registryv1 "github.com/carbondesk/carbondesk/gen/carbondesk/registry/v1"
-	"github.com/carbondesk/carbondesk/internal/app"
-	"github.com/carbondesk/carbondesk/internal/app/apptest"
 	"github.com/carbondesk/carbondesk/internal/auth"
 	"github.com/carbondesk/carbondesk/internal/testenv"
 	"github.com/carbondesk/carbondesk/services/gateway"
@@ -25,20 +23,7 @@ import (
 // returned metrics URL, as `carbondesk serve gateway --metrics` does.
 func startMeteredGateway(t *testing.T) (*desk, string) {
 	t.Helper()
-	cfg := app.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.GRPCAddr = "127.0.0.1:0"
-	cfg.HTTPAddr = ""
-	cfg.Seed = false
-	cfg.ShutdownTimeout = 5 * time.Second
-	cfg.WritesPerSecond = 1e6
-	cfg.WriteBurst = 1e6
-	r, _ := apptest.Start(t, cfg, nil, 30*time.Second)
-	key, _, err := auth.LoadOrCreateDevKey(cfg.DataDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-
+	r, issuer := runApp(t, "")
 	conn, err := gateway.Dial(r.GRPCAddr)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +41,7 @@ func startMeteredGateway(t *testing.T) (*desk, string) {
 	})
 	metrics := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	t.Cleanup(metrics.Close)
-	return &desk{base: api.URL, issuer: auth.Issuer{Key: key}, client: &http.Client{Timeout: 30 * time.Second}}, metrics.URL
+	return &desk{base: api.URL, issuer: issuer, client: &http.Client{Timeout: 30 * time.Second}}, metrics.URL
 }
 
 // The gateway counts and times requests by route template, method and
