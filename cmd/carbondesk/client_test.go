@@ -26,14 +26,21 @@ type desk struct {
 
 func startDesk(t *testing.T) *desk {
 	t.Helper()
+	return startDeskSeeded(t, false)
+}
+
+// startDeskSeeded is startDesk, with the desk's own first-start demo data
+// loaded when seed is set.
+func startDeskSeeded(t *testing.T, seed bool) *desk {
+	t.Helper()
 	cfg := app.Defaults()
 	cfg.DataDir = t.TempDir()
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.HTTPAddr = ""
-	cfg.Seed = false
+	cfg.Seed = seed
 	cfg.ShutdownTimeout = 5 * time.Second
 
-	r, _ := apptest.Start(t, cfg, nil, 30*time.Second)
+	r, _ := apptest.Start(t, cfg, nil, 60*time.Second)
 	tok, err := mintStaffToken(cfg.DataDir, "")
 	if err != nil {
 		t.Fatal(err)
