@@ -52,14 +52,22 @@ func startDeskSeeded(t *testing.T, seed bool) *desk {
 // desk's address and the staff token, and returns its stdout.
 func (d *desk) cli(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	out, _, err := runClient(t, append(args, "--server", d.addr, "--token", d.staff)...)
+	return out, err
+}
+
+// runClient runs 'carbondesk args...' (the client commands) in-process and
+// returns its stdout and stderr.
+func runClient(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
 	root := &cobra.Command{Use: "carbondesk", SilenceUsage: true, SilenceErrors: true}
 	root.AddCommand(clientCommands()...)
 	var out, errOut bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&errOut)
-	root.SetArgs(append(args, "--server", d.addr, "--token", d.staff))
-	err := root.ExecuteContext(t.Context())
-	return out.String(), err
+	root.SetArgs(args)
+	err = root.ExecuteContext(t.Context())
+	return out.String(), errOut.String(), err
 }
 
 func (d *desk) mustCLI(t *testing.T, args ...string) string {

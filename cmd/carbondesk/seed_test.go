@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"io/fs"
 	"strings"
@@ -9,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -32,18 +30,13 @@ import (
 // its counts.
 func runSeed(t *testing.T, args ...string) []seedCount {
 	t.Helper()
-	root := &cobra.Command{Use: "carbondesk", SilenceUsage: true, SilenceErrors: true}
-	root.AddCommand(clientCommands()...)
-	var out, errOut bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&errOut)
-	root.SetArgs(append([]string{"seed", "--json"}, args...))
-	if err := root.ExecuteContext(t.Context()); err != nil {
-		t.Fatalf("carbondesk seed %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+	out, errOut, err := runClient(t, append([]string{"seed", "--json"}, args...)...)
+	if err != nil {
+		t.Fatalf("carbondesk seed %s: %v\n%s", strings.Join(args, " "), err, errOut)
 	}
 	var counts []seedCount
-	if err := json.Unmarshal(out.Bytes(), &counts); err != nil {
-		t.Fatalf("seed --json: %v\n%s", err, out.String())
+	if err := json.Unmarshal([]byte(out), &counts); err != nil {
+		t.Fatalf("seed --json: %v\n%s", err, out)
 	}
 	return counts
 }
