@@ -27,6 +27,13 @@
 // stream takes its subject): the relay then logs loudly and keeps trying,
 // because dropping would break "no change without its event".
 //
+// When the next round is due at once (a full read, or a write committed
+// since the read) and the store can mark and read in one call
+// (store.SentMarkReader), a round's events are marked sent by the next
+// round's read, in the same round trip: one Redis round trip per round
+// instead of two. Nothing changes for a crash: events published and not yet
+// marked are published again and dropped as duplicates, as above.
+//
 // A read of at least Options.AtomicMin events of one unreplicated stream goes
 // out as one JetStream atomic batch instead (atomic.go): stored whole or not
 // at all, and with sync always fsynced once rather than once per event.
@@ -155,6 +162,13 @@ type Relay struct {
 	// atomicBatches counts the batches published atomically.
 	atomicBatches atomic.Uint64
 
+	// marker is st's store.SentMarkReader, or nil. With it, a round whose
+	// successor is due at once (more is waiting) leaves its events to be
+	// marked sent by the next round's read, in the same round trip;
+	// unmarked holds them meanwhile (touched only under mu).
+	marker   store.SentMarkReader
+	unmarked []string
+
 	// noAtomic is set once the stream or server refused atomic batches
 	// (an older server, or a stream without AllowAtomicPublish): the relay
 	// pipelines from then on.
@@ -181,6 +195,7 @@ func New(st store.Store, js jetstream.JetStream, log *slog.Logger, opts Options)
 		opts: opts,
 		wake: make(chan struct{}, 1),
 	}
+	r.marker, _ = st.(store.SentMarkReader)
 	if nc := js.Conn(); nc != nil {
 		ajs, err := jetstream.New(nc,
 			jetstream.WithPublishAsyncTimeout(opts.AckTimeout),
@@ -209,6 +224,7 @@ func (r *Relay) Published() uint64 { return r.published.Load() }
 // Run publishes pending events until ctx is done, then returns nil. Failures
 // never end it: they are logged and retried.
 func (r *Relay) Run(ctx context.Context) error {
+	defer r.markDeferred()
 	backoff := r.opts.MinBackoff
 	for {
 		n, err := r.publishBatch(ctx)
@@ -269,6 +285,7 @@ func (r *Relay) sleep(ctx context.Context, d time.Duration, woken <-chan struct{
 // the outbox is empty or ctx is done. Call it on shutdown, after the servers
 // stopped taking writes and before NATS is closed, with a bounded ctx.
 func (r *Relay) Flush(ctx context.Context) error {
+	defer r.markDeferred()
 	backoff := r.opts.MinBackoff
 	for {
 		n, err := r.publishBatch(ctx)
@@ -297,7 +314,7 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 
-	pending, err := r.st.Pending(ctx, r.opts.Batch)
+	pending, err := r.read(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
@@ -331,6 +348,13 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 
 	if len(sent) > 0 {
 		r.published.Add(uint64(len(sent)))
+		if pubErr == nil && r.marker != nil && (len(pending) == r.opts.Batch || len(r.wake) > 0) {
+			// The next round starts at once (a full read, or a commit
+			// since this one's read): its read marks these sent.
+			r.unmarked = append(r.unmarked, sent...)
+			r.noteSuccess()
+			return len(sent), nil
+		}
 		// The stream holds these events now; record it even if our own ctx
 		// was cancelled meanwhile (shutdown), or they would be published
 		// again needlessly after restart.
@@ -354,6 +378,39 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 	}
 	r.noteSuccess()
 	return len(sent), nil
+}
+
+// read returns the next round's pending events, marking the previous
+// round's deferred events sent first, in the same round trip.
+func (r *Relay) read(ctx context.Context) ([]store.Pending, error) {
+	if len(r.unmarked) == 0 {
+		return r.st.Pending(ctx, r.opts.Batch)
+	}
+	pending, err := r.marker.MarkSentThenPending(ctx, r.unmarked, r.opts.Batch)
+	if err != nil {
+		// They stay deferred: the next read marks them. If the relay
+		// stops first, they are published again after restart, and the
+		// duplicate window drops the copies.
+		return nil, err
+	}
+	r.unmarked = r.unmarked[:0]
+	return pending, nil
+}
+
+// markDeferred marks the deferred events sent, when Run or Flush ends.
+func (r *Relay) markDeferred() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.unmarked) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.opts.AckTimeout)
+	defer cancel()
+	if err := r.st.MarkSent(ctx, r.unmarked...); err != nil {
+		r.log.Warn("could not mark published events sent; they will be published again and dropped as duplicates by the stream", "events", len(r.unmarked), "error", err)
+		return
+	}
+	r.unmarked = r.unmarked[:0]
 }
 
 // publishPipelined publishes pending in order with up to all of them in

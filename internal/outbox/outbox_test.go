@@ -502,3 +502,105 @@ func TestStreamWithoutAtomicPublish(t *testing.T) {
 		t.Errorf("stream after the update (-want +got):\n%s", diff)
 	}
 }
+
+// markCounter wraps a real store, counting its two ways of marking events
+// sent; with failRead, every MarkSentThenPending fails (Redis away for
+// that call) without touching the store.
+type markCounter struct {
+	store.Store
+	marks, markReads atomic.Int32
+	failRead         atomic.Bool
+}
+
+func (m *markCounter) MarkSent(ctx context.Context, seqs ...string) error {
+	m.marks.Add(1)
+	return m.Store.MarkSent(ctx, seqs...)
+}
+
+func (m *markCounter) MarkSentThenPending(ctx context.Context, seqs []string, limit int) ([]store.Pending, error) {
+	if m.failRead.Load() {
+		return nil, fmt.Errorf("mark then read: %w", store.ErrUnavailable)
+	}
+	m.markReads.Add(1)
+	return m.Store.(store.SentMarkReader).MarkSentThenPending(ctx, seqs, limit)
+}
+
+// TestNextReadMarksSent: while more is waiting, a round's events are marked
+// sent by the next round's read (store.SentMarkReader), not by a MarkSent
+// of their own; every event is in the stream once, in order, and the outbox
+// ends empty.
+func TestNextReadMarksSent(t *testing.T) {
+	for _, mode := range relayModes {
+		for _, sk := range storeKinds(t) {
+			t.Run(mode.name+"/"+sk.name, func(t *testing.T) {
+				t.Parallel()
+				const service = "markread"
+				st := &markCounter{Store: sk.open(t)}
+				js := testenv.JetStream(t, testenv.NATS(t))
+				testenv.Stream(t, js, service)
+				var want []string
+				for i := range 20 {
+					want = append(want, commit(t, st, service, fmt.Sprintf("e%d", i), 1).ID)
+				}
+				// Four full reads of 5, then an empty one that marks the last 5.
+				r := outbox.New(st, js, testLogger(t), outbox.Options{Batch: 5, AtomicMin: mode.atomicMin})
+				fctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer cancel()
+				if err := r.Flush(fctx); err != nil {
+					t.Fatal(err)
+				}
+				if n := pendingCount(t, st); n != 0 {
+					t.Errorf("%d events pending after Flush", n)
+				}
+				if diff := cmp.Diff(want, streamIDs(t, js, service)); diff != "" {
+					t.Errorf("stream ids (-committed +stream):\n%s", diff)
+				}
+				if m, mr := st.marks.Load(), st.markReads.Load(); m != 0 || mr != 4 {
+					t.Errorf("MarkSent called %d times and MarkSentThenPending %d times, want 0 and 4", m, mr)
+				}
+			})
+		}
+	}
+}
+
+// TestDeferredMarksOnStop: events whose marking was left to the next read
+// are marked when that read fails and the relay stops, and are not
+// published twice meanwhile.
+func TestDeferredMarksOnStop(t *testing.T) {
+	for _, sk := range storeKinds(t) {
+		t.Run(sk.name, func(t *testing.T) {
+			t.Parallel()
+			const service = "markstop"
+			st := &markCounter{Store: sk.open(t)}
+			st.failRead.Store(true)
+			js := testenv.JetStream(t, testenv.NATS(t))
+			testenv.Stream(t, js, service)
+			var want []string
+			for i := range 5 {
+				want = append(want, commit(t, st, service, fmt.Sprintf("e%d", i), 1).ID)
+			}
+			r := outbox.New(st, js, testLogger(t), outbox.Options{Batch: 5, MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- r.Run(ctx) }()
+			testenv.Eventually(t, 10*time.Second, func() bool { return r.Published() == 5 })
+			time.Sleep(100 * time.Millisecond) // several failed reads
+			if n := pendingCount(t, st); n != 5 {
+				t.Errorf("%d events pending before the stop, want the 5 whose marking failed", n)
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if n := pendingCount(t, st); n != 0 {
+				t.Errorf("%d events pending after the relay stopped, want 0", n)
+			}
+			if diff := cmp.Diff(want, streamIDs(t, js, service)); diff != "" {
+				t.Errorf("stream ids (-committed +stream):\n%s", diff)
+			}
+			if got := r.Published(); got != 5 {
+				t.Errorf("Published() = %d, want 5 (no re-publish while the reads failed)", got)
+			}
+		})
+	}
+}

@@ -166,6 +166,16 @@ type Store interface {
 	Close() error
 }
 
+// SentMarkReader is an optional capability of a Store: MarkSent(seqs...)
+// then Pending(limit), in one round trip (Redis) or one transaction
+// (bbolt). The outbox relay uses it, where the store has it, to mark one
+// round's events sent while it reads the next round's. It fails as either
+// call would; a failure may leave seqs marked or not, which is harmless
+// (MarkSent ignores seqs already removed).
+type SentMarkReader interface {
+	MarkSentThenPending(ctx context.Context, seqs []string, limit int) ([]Pending, error)
+}
+
 // Validate checks a batch for programming errors common to every adapter:
 // empty kinds or ids, a record twice, an event without id or subject.
 func (b Batch) Validate() error {

@@ -294,28 +294,50 @@ func (s *Store) Pending(ctx context.Context, limit int) ([]store.Pending, error)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	if limit <= 0 || limit > store.MaxLimit {
-		limit = store.MaxLimit
-	}
 	var out []store.Pending
 	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketOutbox).Cursor()
-		for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
-			if len(k) != 8 {
-				return fmt.Errorf("outbox key %x is not a sequence", k)
-			}
-			e, err := decodeEvent(v)
-			if err != nil {
-				return fmt.Errorf("outbox entry %d: %w", binary.BigEndian.Uint64(k), err)
-			}
-			out = append(out, store.Pending{Event: e, Seq: strconv.FormatUint(binary.BigEndian.Uint64(k), 10)})
-		}
-		return nil
+		var err error
+		out, err = pendingIn(tx.Bucket(bucketOutbox), limit)
+		return err
 	})
 	if err != nil {
 		return nil, fail(op, err)
 	}
 	return out, nil
+}
+
+// pendingIn reads up to limit (0 or less: store.MaxLimit) outbox entries,
+// oldest first.
+func pendingIn(b *bolt.Bucket, limit int) ([]store.Pending, error) {
+	if limit <= 0 || limit > store.MaxLimit {
+		limit = store.MaxLimit
+	}
+	var out []store.Pending
+	c := b.Cursor()
+	for k, v := c.First(); k != nil && len(out) < limit; k, v = c.Next() {
+		if len(k) != 8 {
+			return nil, fmt.Errorf("outbox key %x is not a sequence", k)
+		}
+		e, err := decodeEvent(v)
+		if err != nil {
+			return nil, fmt.Errorf("outbox entry %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+		out = append(out, store.Pending{Event: e, Seq: strconv.FormatUint(binary.BigEndian.Uint64(k), 10)})
+	}
+	return out, nil
+}
+
+// outboxKeys turns outbox seqs into their bucket keys.
+func outboxKeys(seqs []string) ([][]byte, error) {
+	keys := make([][]byte, len(seqs))
+	for i, seq := range seqs {
+		n, err := strconv.ParseUint(seq, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %q is not an outbox seq", store.ErrInvalid, seq)
+		}
+		keys[i] = binary.BigEndian.AppendUint64(nil, n)
+	}
+	return keys, nil
 }
 
 // MarkSent deletes outbox entries; entries already gone are ignored.
@@ -324,18 +346,14 @@ func (s *Store) MarkSent(ctx context.Context, seqs ...string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	keys := make([][]byte, len(seqs))
-	for i, seq := range seqs {
-		n, err := strconv.ParseUint(seq, 10, 64)
-		if err != nil {
-			return fmt.Errorf("%s: %w: %q is not an outbox seq", op, store.ErrInvalid, seq)
-		}
-		keys[i] = binary.BigEndian.AppendUint64(nil, n)
+	keys, err := outboxKeys(seqs)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
 	}
 	if len(keys) == 0 {
 		return nil
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketOutbox)
 		for _, k := range keys {
 			if err := b.Delete(k); err != nil {
@@ -348,6 +366,37 @@ func (s *Store) MarkSent(ctx context.Context, seqs ...string) error {
 		return fail(op, err)
 	}
 	return nil
+}
+
+// MarkSentThenPending is MarkSent then Pending in one transaction
+// (store.SentMarkReader).
+func (s *Store) MarkSentThenPending(ctx context.Context, seqs []string, limit int) ([]store.Pending, error) {
+	const op = "boltstore: mark sent, then pending"
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	keys, err := outboxKeys(seqs)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if len(keys) == 0 {
+		return s.Pending(ctx, limit)
+	}
+	var out []store.Pending
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketOutbox)
+		for _, k := range keys {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		out, err = pendingIn(b, limit)
+		return err
+	})
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	return out, nil
 }
 
 // Ping checks that the file is open.

@@ -243,6 +243,11 @@ func (s *Store) Pending(ctx context.Context, limit int) ([]store.Pending, error)
 	if err != nil {
 		return nil, fail(op, err)
 	}
+	return pendingOf(op, msgs)
+}
+
+// pendingOf turns outbox stream entries into store.Pending.
+func pendingOf(op string, msgs []redis.XMessage) ([]store.Pending, error) {
 	out := make([]store.Pending, 0, len(msgs))
 	for _, m := range msgs {
 		id, _ := m.Values["id"].(string)
@@ -254,6 +259,30 @@ func (s *Store) Pending(ctx context.Context, limit int) ([]store.Pending, error)
 		out = append(out, store.Pending{Event: store.Event{ID: id, Subject: subject, Data: []byte(data)}, Seq: m.ID})
 	}
 	return out, nil
+}
+
+// MarkSentThenPending is MarkSent then Pending in one round trip: XDEL and
+// XRANGE pipelined, which Redis runs in that order (store.SentMarkReader).
+func (s *Store) MarkSentThenPending(ctx context.Context, seqs []string, limit int) ([]store.Pending, error) {
+	const op = "redisstore: mark sent, then pending"
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	for _, seq := range seqs {
+		if !isStreamID(seq) {
+			return nil, fmt.Errorf("%s: %w: %q is not an outbox seq", op, store.ErrInvalid, seq)
+		}
+	}
+	if len(seqs) == 0 {
+		return s.Pending(ctx, limit)
+	}
+	pipe := s.rdb.Pipeline()
+	pipe.XDel(ctx, s.outbox, seqs...)
+	rng := pipe.XRangeN(ctx, s.outbox, "-", "+", int64(capLimit(limit)))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fail(op, err)
+	}
+	return pendingOf(op, rng.Val())
 }
 
 // MarkSent deletes entries from the outbox stream (XDEL); ids already gone

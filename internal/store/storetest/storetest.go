@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListPaging", testListPaging},
 		{"ListWhileWriting", testListWhileWriting},
 		{"Outbox", testOutbox},
+		{"MarkSentThenPending", testMarkSentThenPending},
 		{"FailedBatchesWriteNoEvents", testFailedBatchesWriteNoEvents},
 		{"Invalid", testInvalid},
 		{"BinaryAndUnicode", testBinaryAndUnicode},
@@ -716,6 +717,54 @@ func testOutbox(t *testing.T, s store.Store) {
 	}
 	if got := pendingIDs(t, s); len(got) != 0 {
 		t.Errorf("outbox not empty after marking all sent: %q", got)
+	}
+}
+
+// testMarkSentThenPending: an adapter with store.SentMarkReader marks first
+// and then reads, in one call; every adapter of this repository has it.
+func testMarkSentThenPending(t *testing.T, s store.Store) {
+	ctx := testContext(t)
+	m, ok := s.(store.SentMarkReader)
+	if !ok {
+		t.Fatalf("%T does not implement store.SentMarkReader", s)
+	}
+	var want []store.Event
+	for i := range 6 {
+		e := store.Event{ID: fmt.Sprintf("ev-%02d", i), Subject: "test.subject", Data: fmt.Appendf(nil, "data %d", i)}
+		apply(t, s, store.Batch{Events: []store.Event{e}})
+		want = append(want, e)
+	}
+	// No seqs: a plain read.
+	all, err := m.MarkSentThenPending(ctx, nil, 4)
+	if err != nil {
+		t.Fatalf("MarkSentThenPending(none, 4): %v", err)
+	}
+	if diff := cmp.Diff(want[:4], events(all), equateEmpty); diff != "" {
+		t.Fatalf("MarkSentThenPending(none, 4) (-want +got):\n%s", diff)
+	}
+	// The read sees the marks: none of the marked come back, and the limit
+	// counts only what is left.
+	got, err := m.MarkSentThenPending(ctx, []string{all[0].Seq, all[1].Seq, all[3].Seq}, 2)
+	if err != nil {
+		t.Fatalf("MarkSentThenPending: %v", err)
+	}
+	if diff := cmp.Diff([]store.Event{want[2], want[4]}, events(got), equateEmpty); diff != "" {
+		t.Errorf("MarkSentThenPending(3 marked, 2) (-want +got):\n%s", diff)
+	}
+	// Marking again what is gone is harmless.
+	got, err = m.MarkSentThenPending(ctx, []string{all[0].Seq, got[0].Seq}, 0)
+	if err != nil {
+		t.Fatalf("MarkSentThenPending again: %v", err)
+	}
+	if diff := cmp.Diff(want[4:], events(got), equateEmpty); diff != "" {
+		t.Errorf("MarkSentThenPending after marking again (-want +got):\n%s", diff)
+	}
+	// A seq the adapter never issued is refused, and nothing is marked.
+	if _, err := m.MarkSentThenPending(ctx, []string{got[0].Seq, "not a seq"}, 0); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("MarkSentThenPending with a bad seq: %v, want ErrInvalid", err)
+	}
+	if diff := cmp.Diff(want[4:], events(pending(t, s, 0)), equateEmpty); diff != "" {
+		t.Errorf("Pending after a refused MarkSentThenPending (-want +got):\n%s", diff)
 	}
 }
 
