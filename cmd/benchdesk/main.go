@@ -205,9 +205,21 @@ func run(ctx context.Context, o options) error {
 	}
 	defer sub.close()
 
+	fs, err := startFloor(ctx, d, 1+o.topK)
+	if err != nil {
+		return err
+	}
+	defer fs.close()
+	fsub, err := fs.subscribe(sub.nc)
+	if err != nil {
+		return err
+	}
+
 	// Warm-up: connections, pools, the engine's caches; not reported.
-	if _, err := d.paced(ctx, o, sub, ents, 200, 2*time.Second); err != nil {
-		return fmt.Errorf("warm-up: %w", err)
+	for _, p := range []pacer{d.demands(o, sub, ents), fsub} {
+		if _, err := d.paced(ctx, o, p, 200, 2*time.Second); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
 	}
 	if err := d.drain(ctx, o.drainTimeout); err != nil {
 		return err
@@ -215,7 +227,7 @@ func run(ctx context.Context, o options) error {
 
 	fmt.Printf("== post-demand -> first match.proposed event (open loop, TopK %d, %s) ==\n", o.topK, syncLabel(o))
 	for _, rate := range o.rates {
-		r, err := d.paced(ctx, o, sub, ents, rate, o.duration)
+		r, err := d.paced(ctx, o, d.demands(o, sub, ents), rate, o.duration)
 		if err != nil {
 			return err
 		}
@@ -224,14 +236,17 @@ func run(ctx context.Context, o options) error {
 		if err := d.drain(ctx, o.drainTimeout); err != nil {
 			return err
 		}
-		fmt.Printf("  matching outbox drained %s after the last event was waited for\n\n", time.Since(waited).Round(time.Millisecond))
+		fmt.Printf("  matching outbox drained %s after the last event was waited for\n", time.Since(waited).Round(time.Millisecond))
+		// The same rate through the floor with PostDemand's event count:
+		// what this machine gives a write of that shape, beside it.
+		fr, err := d.paced(ctx, o, fsub, rate, o.duration)
+		if err != nil {
+			return err
+		}
+		fr.printFloor(rate, 1+o.topK)
+		fmt.Println()
 	}
 
-	fs, err := startFloor(ctx, d, log, 1+o.topK)
-	if err != nil {
-		return err
-	}
-	defer fs.close()
 	fmt.Printf("== throughput, closed loop, %d callers, %s per run ==\n", o.concurrency, o.tputDuration)
 	for round := 1; round <= o.rounds; round++ {
 		fl, err := closedLoop(ctx, o.concurrency, o.tputDuration, fs.call)
@@ -771,13 +786,34 @@ type pacedResult struct {
 	e2e, rpc, tail []time.Duration
 }
 
-// paced posts rate demands a second for dur, open loop, then waits (up to
-// drainTimeout) for every posted demand's first match event.
-func (d *desk) paced(ctx context.Context, o options, sub *subscriber, ents []enterprise, rate int, dur time.Duration) (*pacedResult, error) {
+// pacer is what a paced run drives: post makes call i and returns the key
+// its first event carries; seen says when that event was first seen.
+type pacer struct {
+	post func(ctx context.Context, i int) (string, error)
+	seen func(key string) (time.Time, bool)
+}
+
+// demands paces PostDemand, the demands posted by ents in turn, each
+// demand's first match.proposed event seen by sub.
+func (d *desk) demands(o options, sub *subscriber, ents []enterprise) pacer {
+	client := matchingv1.NewMatchingServiceClient(d.conn)
+	return pacer{
+		post: func(ctx context.Context, i int) (string, error) {
+			e := ents[i%len(ents)]
+			c, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+			defer cancel()
+			return d.postLean(c, client, benchDemand(e.code, i), o.fullDecode)
+		},
+		seen: sub.firstSeen,
+	}
+}
+
+// paced makes rate calls a second for dur, open loop, then waits (up to
+// drainTimeout) for every call's first event.
+func (d *desk) paced(ctx context.Context, o options, p pacer, rate int, dur time.Duration) (*pacedResult, error) {
 	n := int(float64(rate) * dur.Seconds())
 	interval := time.Second / time.Duration(rate)
 	res := &pacedResult{samples: make([]sample, n)}
-	client := matchingv1.NewMatchingServiceClient(d.conn)
 	sem := make(chan struct{}, o.maxInflight)
 	var wg sync.WaitGroup
 	pub0, t0 := d.matRelay.Published(), time.Now()
@@ -794,10 +830,7 @@ func (d *desk) paced(ctx context.Context, o options, sub *subscriber, ents []ent
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			e := ents[i%len(ents)]
-			c, cancel := context.WithTimeout(e.ctx, 10*time.Second)
-			defer cancel()
-			id, err := d.postLean(c, client, benchDemand(e.code, i), o.fullDecode)
+			id, err := p.post(ctx, i)
 			res.samples[i] = sample{intended: at, done: time.Now(), id: id, err: err}
 		}()
 	}
@@ -821,7 +854,7 @@ func (d *desk) paced(ctx context.Context, o options, sub *subscriber, ents []ent
 		missing := 0
 		for _, s := range res.samples {
 			if s.err == nil {
-				if _, ok := sub.firstSeen(s.id); !ok {
+				if _, ok := p.seen(s.id); !ok {
 					missing++
 				}
 			}
@@ -839,7 +872,7 @@ func (d *desk) paced(ctx context.Context, o options, sub *subscriber, ents []ent
 			continue
 		}
 		res.rpc = append(res.rpc, s.done.Sub(s.intended))
-		if seen, ok := sub.firstSeen(s.id); ok {
+		if seen, ok := p.seen(s.id); ok {
 			res.e2e = append(res.e2e, seen.Sub(s.intended))
 			res.tail = append(res.tail, seen.Sub(s.done))
 			if seen.After(lastSeen) {
@@ -850,7 +883,7 @@ func (d *desk) paced(ctx context.Context, o options, sub *subscriber, ents []ent
 	res.lastEventAfter = lastSeen.Sub(lastDone)
 	for _, s := range res.samples {
 		if s.err != nil {
-			fmt.Fprintf(os.Stderr, "benchdesk: first PostDemand failure: %v\n", s.err)
+			fmt.Fprintf(os.Stderr, "benchdesk: first failure of a paced call: %v\n", s.err)
 			break
 		}
 	}
@@ -869,6 +902,15 @@ func (r *pacedResult) print(rate int, dur time.Duration) {
 }
 
 // dist formats p50/p90/p99/max of ds.
+// printFloor prints a paced run of the floor with n events beside the
+// PostDemand run at the same rate.
+func (r *pacedResult) printFloor(rate, n int) {
+	fmt.Printf("  the floor with %d events at the same rate (%d calls, %d failed; EVALSHA + %d pipelined publishes awaited, no ranking, no relay):\n",
+		n, r.sent, r.failed, n)
+	fmt.Printf("    call -> first event      %s\n", dist(r.e2e))
+	fmt.Printf("    call latency             %s\n", dist(r.rpc))
+}
+
 func dist(ds []time.Duration) string {
 	if len(ds) == 0 {
 		return "(none)"
@@ -1000,7 +1042,7 @@ const (
 	floorEventsMethod = "/benchdesk.Floor/WriteEvents"
 )
 
-func startFloor(ctx context.Context, d *desk, log *slog.Logger, nevents int) (*floor, error) {
+func startFloor(ctx context.Context, d *desk, nevents int) (*floor, error) {
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := d.js.CreateOrUpdateStream(sctx, jetstream.StreamConfig{Name: "BENCHFLOOR", Subjects: []string{"benchfloor.>"},
@@ -1012,7 +1054,9 @@ func startFloor(ctx context.Context, d *desk, log *slog.Logger, nevents int) (*f
 	if err := f.script.Load(sctx, d.rdb).Err(); err != nil {
 		return nil, err
 	}
-	f.srv = grpcx.New(log, grpcx.Options{})
+	// The floor's failures are counted by the callers; logging each (a
+	// sync-always server stalls under the paced floor) would flood stderr.
+	f.srv = grpcx.New(slog.New(slog.DiscardHandler), grpcx.Options{})
 	f.srv.RegisterService(&grpc.ServiceDesc{
 		ServiceName: "benchdesk.Floor",
 		HandlerType: (*any)(nil),
@@ -1089,6 +1133,56 @@ func (f *floor) serve(ctx context.Context, dec func(any) error, ic grpc.UnarySer
 }
 
 var floorPayload = make([]byte, 600)
+
+// floorKeyLen is how many bytes at the start of a paced floor call's
+// payload (and so of its events) name the call.
+const floorKeyLen = 12
+
+// subscribe returns the pacer of the floor with PostDemand's event count:
+// call i publishes a payload of floorPayload's size starting with its key,
+// and a core subscription on nc (the benchmark subscriber's connection)
+// notes when the first of its events arrives.
+func (f *floor) subscribe(nc *nats.Conn) (pacer, error) {
+	var (
+		mu    sync.Mutex
+		first = map[string]time.Time{}
+	)
+	sub, err := nc.Subscribe("benchfloor.write", func(m *nats.Msg) {
+		now := time.Now()
+		if len(m.Data) < floorKeyLen || m.Data[0] != 'f' {
+			return
+		}
+		key := string(m.Data[:floorKeyLen])
+		mu.Lock()
+		if _, ok := first[key]; !ok {
+			first[key] = now
+		}
+		mu.Unlock()
+	})
+	if err != nil {
+		return pacer{}, err
+	}
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		return pacer{}, err
+	}
+	var calls atomic.Int64 // keys are unique over all runs
+	return pacer{
+		post: func(ctx context.Context, _ int) (string, error) {
+			payload := make([]byte, len(floorPayload))
+			key := fmt.Sprintf("f%011d", calls.Add(1))
+			copy(payload, key)
+			c, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			return key, f.conn.Invoke(c, floorEventsMethod, &wrapperspb.BytesValue{Value: payload}, &wrapperspb.BoolValue{})
+		},
+		seen: func(key string) (time.Time, bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			t, ok := first[key]
+			return t, ok
+		},
+	}, nc.Flush()
+}
 
 func (f *floor) call(ctx context.Context, _, _ int) error {
 	c, cancel := context.WithTimeout(ctx, 10*time.Second)
