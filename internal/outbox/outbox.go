@@ -352,16 +352,7 @@ func (r *Relay) publishBatch(ctx context.Context) (int, error) {
 			// The next round starts at once (a full read, or a commit
 			// since this one's read): its read marks these sent.
 			r.unmarked = append(r.unmarked, sent...)
-			r.noteSuccess()
-			return len(sent), nil
-		}
-		// The stream holds these events now; record it even if our own ctx
-		// was cancelled meanwhile (shutdown), or they would be published
-		// again needlessly after restart.
-		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.AckTimeout)
-		err := r.st.MarkSent(mctx, sent...)
-		cancel()
-		if err != nil {
+		} else if err := r.markSent(ctx, sent); err != nil {
 			// Not lost: they stay pending and are published again; the
 			// duplicate window drops the copies.
 			err = fmt.Errorf("outbox: mark %d events sent: %w", len(sent), err)
@@ -404,13 +395,20 @@ func (r *Relay) markDeferred() {
 	if len(r.unmarked) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), r.opts.AckTimeout)
-	defer cancel()
-	if err := r.st.MarkSent(ctx, r.unmarked...); err != nil {
+	if err := r.markSent(context.Background(), r.unmarked); err != nil {
 		r.log.Warn("could not mark published events sent; they will be published again and dropped as duplicates by the stream", "events", len(r.unmarked), "error", err)
 		return
 	}
 	r.unmarked = r.unmarked[:0]
+}
+
+// markSent marks seqs sent, within AckTimeout. The stream holds these
+// events: it records that even if ctx was cancelled meanwhile (shutdown),
+// or they would be published again needlessly after restart.
+func (r *Relay) markSent(ctx context.Context, seqs []string) error {
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.AckTimeout)
+	defer cancel()
+	return r.st.MarkSent(mctx, seqs...)
 }
 
 // publishPipelined publishes pending in order with up to all of them in
@@ -423,10 +421,10 @@ func (r *Relay) publishPipelined(ctx context.Context, pending []store.Pending) (
 	// sequences after `last`, learnt from one publish awaited alone.
 	from, last := 0, uint64(0)
 	if r.opts.Replicated {
-		if sent, from, last, err = r.anchor(ctx, pending); err != nil || from == len(pending) {
-			if err != nil {
-				return sent, from, err
-			}
+		if sent, from, last, err = r.anchor(ctx, pending); err != nil {
+			return sent, from, err
+		}
+		if from == len(pending) {
 			return sent, -1, nil
 		}
 	}
