@@ -736,11 +736,7 @@ func (d *desk) subscribe(fullDecode bool) (*subscriber, error) {
 				return
 			}
 		}
-		s.mu.Lock()
-		if _, ok := s.first[demandID]; !ok {
-			s.first[demandID] = now
-		}
-		s.mu.Unlock()
+		s.note(demandID, now)
 	})
 	if err != nil {
 		nc.Close()
@@ -754,6 +750,15 @@ func (d *desk) subscribe(fullDecode bool) (*subscriber, error) {
 }
 
 func (s *subscriber) close() { s.nc.Close() }
+
+// note records at as when key was first seen, unless it was seen before.
+func (s *subscriber) note(key string, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.first[key]; !ok {
+		s.first[key] = at
+	}
+}
 
 func (s *subscriber) firstSeen(id string) (time.Time, bool) {
 	s.mu.Lock()
@@ -1143,21 +1148,13 @@ const floorKeyLen = 12
 // and a core subscription on nc (the benchmark subscriber's connection)
 // notes when the first of its events arrives.
 func (f *floor) subscribe(nc *nats.Conn) (pacer, error) {
-	var (
-		mu    sync.Mutex
-		first = map[string]time.Time{}
-	)
+	seen := &subscriber{nc: nc, first: map[string]time.Time{}}
 	sub, err := nc.Subscribe("benchfloor.write", func(m *nats.Msg) {
 		now := time.Now()
 		if len(m.Data) < floorKeyLen || m.Data[0] != 'f' {
 			return
 		}
-		key := string(m.Data[:floorKeyLen])
-		mu.Lock()
-		if _, ok := first[key]; !ok {
-			first[key] = now
-		}
-		mu.Unlock()
+		seen.note(string(m.Data[:floorKeyLen]), now)
 	})
 	if err != nil {
 		return pacer{}, err
@@ -1175,12 +1172,7 @@ func (f *floor) subscribe(nc *nats.Conn) (pacer, error) {
 			defer cancel()
 			return key, f.conn.Invoke(c, floorEventsMethod, &wrapperspb.BytesValue{Value: payload}, &wrapperspb.BoolValue{})
 		},
-		seen: func(key string) (time.Time, bool) {
-			mu.Lock()
-			defer mu.Unlock()
-			t, ok := first[key]
-			return t, ok
-		},
+		seen: seen.firstSeen,
 	}, nc.Flush()
 }
 
