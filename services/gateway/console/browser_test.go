@@ -137,9 +137,16 @@ func TestConsoleWorkflows(t *testing.T) {
 	inst.click(`[data-testid=nav-inst-matches]`)
 	card := fmt.Sprintf(`[data-testid=match-row][data-match-id=%q]`, matchID)
 	inst.waitVisible(card + ` [data-testid=accept]`)
+	inst.waitTrue("the match cards have their demands", `document.querySelectorAll('#matches-body [data-loading]').length === 0`)
 	inst.shot("05-institution-matches-zh")
+	// The institution presses on the Accepted tab just as the acceptance
+	// comes back and redraws the list; the click still counts.
+	inst.holdAnswer(":accept")
 	inst.click(card + ` [data-testid=accept]`)
-	inst.click(`#tab-accepted`)
+	inst.pressWhile(`#tab-accepted`, func() {
+		inst.str(`window.__releaseAnswer()`)
+		inst.waitTrue("the acceptance is drawn", `!!document.querySelector('[data-testid=toast].toast-ok')`)
+	})
 	inst.waitVisible(card + `[data-state=ACCEPTED]`)
 	staff.waitVisible(fmt.Sprintf(`[data-testid=feed-row][data-match-id=%q][data-event-type=accepted]`, matchID))
 	staff.waitTrue("the match rate KPI rises", fmt.Sprintf(`+document.querySelector('#kpi-matchRate')?.dataset.value > %v`, rate1))
@@ -635,6 +642,42 @@ func (b *tab) click(sel string) {
 		chromedp.WaitVisible(chromedp.CSS(sel)),
 		chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector(%q).scrollIntoView({block: 'center', inline: 'center'})`, sel)),
 		chromedp.Click(chromedp.CSS(sel)))
+}
+
+// holdAnswer holds the answer to the page's next request whose URL holds
+// part until the page calls window.__releaseAnswer(): the test decides when
+// it lands (the request itself goes out at once).
+func (b *tab) holdAnswer(part string) {
+	b.t.Helper()
+	b.str(fmt.Sprintf(`(() => {
+		const f = window.fetch;
+		let release;
+		const held = new Promise((r) => { release = r; });
+		window.__releaseAnswer = () => { release(); return 'released'; };
+		window.fetch = (input, init) => {
+			if (!String(input?.url || input).includes(%q)) return f(input, init);
+			window.fetch = f;
+			return f(input, init).then((resp) => held.then(() => resp));
+		};
+		return 'held';
+	})()`, part))
+}
+
+// pressWhile presses the mouse button on sel, runs during while it is held
+// down, and lets go where it pressed: a click that a redraw may land in the
+// middle of, as a live update can under a person's pointer.
+func (b *tab) pressWhile(sel string, during func()) {
+	b.t.Helper()
+	b.do("wait for "+sel, chromedp.WaitVisible(chromedp.CSS(sel)))
+	var at struct{ X, Y float64 }
+	if err := json.Unmarshal(b.eval(fmt.Sprintf(`(() => { const el = document.querySelector(%q);
+		el.scrollIntoView({block: 'center', inline: 'center'});
+		const r = el.getBoundingClientRect(); return {x: r.x + r.width / 2, y: r.y + r.height / 2}; })()`, sel)), &at); err != nil {
+		b.t.Fatalf("%s: where is %s: %v", b.name, sel, err)
+	}
+	b.do("press on "+sel, chromedp.MouseEvent(chromedp.MousePressed, at.X, at.Y, chromedp.ButtonLeft, chromedp.ClickCount(1)))
+	during()
+	b.do("let go on "+sel, chromedp.MouseEvent(chromedp.MouseReleased, at.X, at.Y, chromedp.ButtonLeft, chromedp.ClickCount(1)))
 }
 
 // setValue sets an input's or a select's value and tells the page it changed.

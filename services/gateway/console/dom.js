@@ -56,6 +56,44 @@ export function fill(el, ...children) {
   return el;
 }
 
+// place makes parent's children exactly nodes, in order, moving only the
+// ones out of place: a node that stays where it is is not touched.
+export function place(parent, nodes) {
+  nodes.forEach((n, i) => {
+    const at = parent.childNodes[i];
+    if (at !== n) parent.insertBefore(n, at || null);
+  });
+  while (parent.childNodes.length > nodes.length) parent.lastChild.remove();
+  return parent;
+}
+
+// keyed returns a renderer for a list that changes live: called with the
+// current items, it returns their elements, running render(item) only for
+// an item whose key is new or whose stamp (its version, and whatever else
+// the row shows) has changed. With place, a live update elsewhere in the
+// list leaves a row alone: a click pressed on its button is not lost to a
+// replacement under the pointer, and an open <details> stays open.
+// reset() makes the next call render every item afresh (a reload).
+export function keyed(keyOf, stampOf, render) {
+  let rows = new Map(); // key -> { stamp, el }
+  const rowsOf = (items) => {
+    const next = new Map();
+    const els = items.map((it) => {
+      const k = keyOf(it);
+      const stamp = stampOf(it);
+      let row = rows.get(k);
+      if (!row || row.stamp !== stamp) row = { stamp, el: render(it) };
+      next.set(k, row);
+      return row.el;
+    });
+    rows = next;
+    return els;
+  };
+  // reset forgets the rows: the next call renders every item afresh.
+  rowsOf.reset = () => { rows = new Map(); };
+  return rowsOf;
+}
+
 // uid returns a fresh id for label/input pairs.
 let seq = 0;
 export function uid(prefix = 'f') {

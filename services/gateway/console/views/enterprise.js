@@ -3,7 +3,7 @@
 // for any product, confirm one, follow its status live; browse the published
 // products; register people for talent-base events.
 
-import { h, fill } from '../dom.js';
+import { h, fill, keyed, place } from '../dom.js';
 import { t, label, shortName, orgName, CATEGORY_CLASSES, fullName } from '../i18n.js';
 import { get, post, listAll, p, setSession } from '../api.js';
 import * as fmt from '../format.js';
@@ -110,10 +110,17 @@ function demandForm(ctx) {
 function demands(ctx) {
   const body = h('div', { id: 'demands-body' }, loading());
   const formBox = h('div', { id: 'demand-form-box' });
+  // The table is rebuilt only when a demand in it has changed, so a live
+  // event that leaves the list as it was does not replace a link as it is
+  // clicked.
+  let shown = null;
   const load = async () => {
     try {
       const list = (await listAll('/v1/demands', 'demands')).reverse();
       if (!ctx.current()) return;
+      const stamp = list.map((d) => `${d.id}:${d.version}`).join(' ');
+      if (stamp === shown) return;
+      shown = stamp;
       fill(body, table({
         testid: 'my-demands',
         rows: list,
@@ -131,6 +138,7 @@ function demands(ctx) {
         ],
       }));
     } catch (err) {
+      shown = null;
       fill(body, failed(err, load));
     }
   };
@@ -171,9 +179,14 @@ function demandDetail(ctx) {
   const matches = new Map();
   let dir = null;
 
+  // A card is redrawn only when its match, the demand's state (which
+  // decides the confirm button) or the directory (its institution's name)
+  // has changed, so a live update does not replace a card as it is clicked.
+  const noMatches = h('p', { class: 'empty-note' }, t('demand.noMatches'));
+  const cards = keyed((m) => m.id, (m) => `${m.version} ${demand ? demand.state : ''} ${!!dir}`, (m) => matchCard(m));
   const draw = () => {
     const ms = [...matches.values()].sort(rankOrder);
-    fill(list, ms.length ? ms.map((m) => matchCard(m)) : h('p', { class: 'empty-note' }, t('demand.noMatches')));
+    place(list, ms.length ? cards(ms) : [noMatches]);
   };
   const matchCard = (m) => {
     const st = shortName('MatchState', m.state);

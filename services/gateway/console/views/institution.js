@@ -4,7 +4,7 @@
 // reasons (accept, decline, report the outcome), and its talent-base events
 // with their registrations.
 
-import { h, fill } from '../dom.js';
+import { h, fill, keyed, place } from '../dom.js';
 import { t, label, shortName, orgName, CATEGORY_CLASSES, fullName } from '../i18n.js';
 import { get, post, listAll, p } from '../api.js';
 import * as fmt from '../format.js';
@@ -373,28 +373,42 @@ function matches(ctx) {
     if (!demands.has(id)) demands.set(id, get(`/v1/demands/${p(id)}`).then((r) => r.demand).catch(() => null));
     return demands.get(id);
   };
-  const tabs = h('div', { class: 'tabs', role: 'group', 'aria-label': t('matchTab.label') });
-  const drawTabs = () => fill(tabs, Object.keys(MATCH_TABS).map((k) => {
-    const n = [...byId.values()].filter((m) => !MATCH_TABS[k] || MATCH_TABS[k].includes(shortName('MatchState', m.state))).length;
-    return h('button', {
-      type: 'button', 'aria-pressed': String(k === tab), id: `tab-${k}`, dataset: { testid: `tab-${k}` },
-      onclick: () => { tab = k; draw(); },
-    }, `${t(`matchTab.${k}`)} (${n})`);
+  // The tab buttons and the cards are kept across redraws (only their
+  // counts and changed cards are redrawn), so a live update does not
+  // replace a button as someone clicks it.
+  const inTab = (k, m) => !MATCH_TABS[k] || MATCH_TABS[k].includes(shortName('MatchState', m.state));
+  const tabButtons = Object.keys(MATCH_TABS).map((k) => h('button', {
+    type: 'button', id: `tab-${k}`, dataset: { testid: `tab-${k}` },
+    onclick: () => { tab = k; draw(); },
   }));
+  const tabs = h('div', { class: 'tabs', role: 'group', 'aria-label': t('matchTab.label'), hidden: true }, tabButtons);
+  const drawTabs = () => Object.keys(MATCH_TABS).forEach((k, i) => {
+    tabs.hidden = false;
+    const n = [...byId.values()].filter((m) => inTab(k, m)).length;
+    tabButtons[i].setAttribute('aria-pressed', String(k === tab));
+    tabButtons[i].textContent = `${t(`matchTab.${k}`)} (${n})`;
+  });
+  const matchList = h('div', { class: 'match-list' });
+  const emptyNote = h('p', { class: 'empty-note' }, t('matchTab.empty'));
+  const cards = keyed((m) => m.id, (m) => m.version, (m) => matchCard(m));
   const draw = () => {
     drawTabs();
     const list = [...byId.values()]
-      .filter((m) => !MATCH_TABS[tab] || MATCH_TABS[tab].includes(shortName('MatchState', m.state)))
+      .filter((m) => inTab(tab, m))
       .sort((a, b) => String(b.updateTime || b.createTime).localeCompare(String(a.updateTime || a.createTime)));
-    fill(body, list.length ? h('div', { class: 'match-list' }, list.map((m) => matchCard(m))) : h('p', { class: 'empty-note' }, t('matchTab.empty')));
+    place(matchList, cards(list));
+    place(body, [list.length ? matchList : emptyNote]);
   };
   const matchCard = (m) => {
     const st = shortName('MatchState', m.state);
-    const demandBox = h('div', { class: 'demand-summary' }, h('span', { class: 'muted' }, t('common.loading')));
+    // Until the demand arrives its line holds a placeholder of the same
+    // shape, so the card's buttons do not move when it comes.
+    const demandBox = h('div', { class: 'demand-summary', dataset: { loading: '' } }, h('p', { class: 'demand-line muted' }, t('common.loading')));
     const productName = h('span', { class: 'product-name' });
     product(m.productId).then((pr) => { if (pr) productName.textContent = orgName(pr.nameZh, pr.nameEn); });
     demandOf(m.demandId).then((d) => {
-      fill(demandBox, d ? demandSummary(d) : h('span', { class: 'muted mono' }, m.demandId));
+      fill(demandBox, d ? demandSummary(d) : h('p', { class: 'demand-line muted mono' }, m.demandId));
+      delete demandBox.dataset.loading;
     });
     const accept = (e) => busy(e.target, async () => {
       const r = await post(`/v1/matches/${p(m.id)}:accept`, { version: m.version });
@@ -460,7 +474,7 @@ function matches(ctx) {
   load();
   return page(t('nav.matches'), {
     intro: t('match.intro'),
-    actions: h('button', { type: 'button', class: 'secondary', onclick: () => { byId.clear(); demands.clear(); load(); } }, t('common.refresh')),
+    actions: h('button', { type: 'button', class: 'secondary', onclick: () => { byId.clear(); demands.clear(); cards.reset(); load(); } }, t('common.refresh')),
   }, tabs, body);
 }
 
