@@ -382,12 +382,14 @@ function matches(ctx) {
     onclick: () => { tab = k; draw(); },
   }));
   const tabs = h('div', { class: 'tabs', role: 'group', 'aria-label': t('matchTab.label'), hidden: true }, tabButtons);
-  const drawTabs = () => Object.keys(MATCH_TABS).forEach((k, i) => {
+  const drawTabs = () => {
     tabs.hidden = false;
-    const n = [...byId.values()].filter((m) => inTab(k, m)).length;
-    tabButtons[i].setAttribute('aria-pressed', String(k === tab));
-    tabButtons[i].textContent = `${t(`matchTab.${k}`)} (${n})`;
-  });
+    Object.keys(MATCH_TABS).forEach((k, i) => {
+      const n = [...byId.values()].filter((m) => inTab(k, m)).length;
+      tabButtons[i].setAttribute('aria-pressed', String(k === tab));
+      tabButtons[i].textContent = `${t(`matchTab.${k}`)} (${n})`;
+    });
+  };
   const matchList = h('div', { class: 'match-list' });
   const emptyNote = h('p', { class: 'empty-note' }, t('matchTab.empty'));
   const cards = keyed((m) => m.id, (m) => m.version, (m) => matchCard(m));
