@@ -143,43 +143,52 @@ func (w tWriter) Write(p []byte) (int, error) {
 // relayModes are the two ways a relay publishes a read of pending events:
 // pipelined one by one, and as one JetStream atomic batch (forced here by a
 // low Options.AtomicMin).
-var relayModes = []struct {
+var relayModes = []relayMode{{"pipelined", 0}, {"atomic", 2}}
+
+type relayMode struct {
 	name      string
 	atomicMin int
-}{{"pipelined", 0}, {"atomic", 2}}
+}
 
-func TestRelayPublishesInOrderAndMarksSent(t *testing.T) {
+// eachModeAndStore runs f as a parallel subtest for each relay mode on
+// each store, with a fresh JetStream holding service's stream.
+func eachModeAndStore(t *testing.T, service string, f func(t *testing.T, mode relayMode, st store.Store, js jetstream.JetStream)) {
 	for _, mode := range relayModes {
 		for _, sk := range storeKinds(t) {
 			t.Run(mode.name+"/"+sk.name, func(t *testing.T) {
 				t.Parallel()
-				const service = "relayorder"
 				st := sk.open(t)
 				js := testenv.JetStream(t, testenv.NATS(t))
 				testenv.Stream(t, js, service)
-
-				var want []string
-				for i := range 40 {
-					// Several versions of a few entities, interleaved.
-					ev := commit(t, st, service, fmt.Sprintf("e%d", i%4), int64(i/4+1))
-					want = append(want, ev.ID)
-				}
-				r := outbox.New(st, js, testLogger(t), outbox.Options{Batch: 7, AtomicMin: mode.atomicMin})
-				runRelay(t, r)
-
-				testenv.Eventually(t, 10*time.Second, func() bool { return pendingCount(t, st) == 0 })
-				if diff := cmp.Diff(want, streamIDs(t, js, service)); diff != "" {
-					t.Errorf("stream ids (-committed +stream):\n%s", diff)
-				}
-				if got := r.Published(); got != uint64(len(want)) {
-					t.Errorf("Published() = %d, want %d", got, len(want))
-				}
-				if atomic := r.AtomicBatches(); (mode.atomicMin > 0) != (atomic > 0) {
-					t.Errorf("AtomicBatches() = %d in mode %s", atomic, mode.name)
-				}
+				f(t, mode, st, js)
 			})
 		}
 	}
+}
+
+func TestRelayPublishesInOrderAndMarksSent(t *testing.T) {
+	const service = "relayorder"
+	eachModeAndStore(t, service, func(t *testing.T, mode relayMode, st store.Store, js jetstream.JetStream) {
+		var want []string
+		for i := range 40 {
+			// Several versions of a few entities, interleaved.
+			ev := commit(t, st, service, fmt.Sprintf("e%d", i%4), int64(i/4+1))
+			want = append(want, ev.ID)
+		}
+		r := outbox.New(st, js, testLogger(t), outbox.Options{Batch: 7, AtomicMin: mode.atomicMin})
+		runRelay(t, r)
+
+		testenv.Eventually(t, 10*time.Second, func() bool { return pendingCount(t, st) == 0 })
+		if diff := cmp.Diff(want, streamIDs(t, js, service)); diff != "" {
+			t.Errorf("stream ids (-committed +stream):\n%s", diff)
+		}
+		if got := r.Published(); got != uint64(len(want)) {
+			t.Errorf("Published() = %d, want %d", got, len(want))
+		}
+		if atomic := r.AtomicBatches(); (mode.atomicMin > 0) != (atomic > 0) {
+			t.Errorf("AtomicBatches() = %d in mode %s", atomic, mode.name)
+		}
+	})
 }
 
 // TestRepublishIsDeduplicated: every way an event can be published twice
@@ -508,8 +517,8 @@ func TestStreamWithoutAtomicPublish(t *testing.T) {
 // that call) without touching the store.
 type markCounter struct {
 	store.Store
-	marks, markReads atomic.Int32
-	failRead         atomic.Bool
+	marks, markReads, failedReads atomic.Int32
+	failRead                      atomic.Bool
 }
 
 func (m *markCounter) MarkSent(ctx context.Context, seqs ...string) error {
@@ -519,6 +528,7 @@ func (m *markCounter) MarkSent(ctx context.Context, seqs ...string) error {
 
 func (m *markCounter) MarkSentThenPending(ctx context.Context, seqs []string, limit int) ([]store.Pending, error) {
 	if m.failRead.Load() {
+		m.failedReads.Add(1)
 		return nil, fmt.Errorf("mark then read: %w", store.ErrUnavailable)
 	}
 	m.markReads.Add(1)
@@ -530,37 +540,30 @@ func (m *markCounter) MarkSentThenPending(ctx context.Context, seqs []string, li
 // of their own; every event is in the stream once, in order, and the outbox
 // ends empty.
 func TestNextReadMarksSent(t *testing.T) {
-	for _, mode := range relayModes {
-		for _, sk := range storeKinds(t) {
-			t.Run(mode.name+"/"+sk.name, func(t *testing.T) {
-				t.Parallel()
-				const service = "markread"
-				st := &markCounter{Store: sk.open(t)}
-				js := testenv.JetStream(t, testenv.NATS(t))
-				testenv.Stream(t, js, service)
-				var want []string
-				for i := range 20 {
-					want = append(want, commit(t, st, service, fmt.Sprintf("e%d", i), 1).ID)
-				}
-				// Four full reads of 5, then an empty one that marks the last 5.
-				r := outbox.New(st, js, testLogger(t), outbox.Options{Batch: 5, AtomicMin: mode.atomicMin})
-				fctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				defer cancel()
-				if err := r.Flush(fctx); err != nil {
-					t.Fatal(err)
-				}
-				if n := pendingCount(t, st); n != 0 {
-					t.Errorf("%d events pending after Flush", n)
-				}
-				if diff := cmp.Diff(want, streamIDs(t, js, service)); diff != "" {
-					t.Errorf("stream ids (-committed +stream):\n%s", diff)
-				}
-				if m, mr := st.marks.Load(), st.markReads.Load(); m != 0 || mr != 4 {
-					t.Errorf("MarkSent called %d times and MarkSentThenPending %d times, want 0 and 4", m, mr)
-				}
-			})
+	const service = "markread"
+	eachModeAndStore(t, service, func(t *testing.T, mode relayMode, inner store.Store, js jetstream.JetStream) {
+		st := &markCounter{Store: inner}
+		var want []string
+		for i := range 20 {
+			want = append(want, commit(t, st, service, fmt.Sprintf("e%d", i), 1).ID)
 		}
-	}
+		// Four full reads of 5, then an empty one that marks the last 5.
+		r := outbox.New(st, js, testLogger(t), outbox.Options{Batch: 5, AtomicMin: mode.atomicMin})
+		fctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := r.Flush(fctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := pendingCount(t, st); n != 0 {
+			t.Errorf("%d events pending after Flush", n)
+		}
+		if diff := cmp.Diff(want, streamIDs(t, js, service)); diff != "" {
+			t.Errorf("stream ids (-committed +stream):\n%s", diff)
+		}
+		if m, mr := st.marks.Load(), st.markReads.Load(); m != 0 || mr != 4 {
+			t.Errorf("MarkSent called %d times and MarkSentThenPending %d times, want 0 and 4", m, mr)
+		}
+	})
 }
 
 // TestDeferredMarksOnStop: events whose marking was left to the next read
@@ -584,7 +587,7 @@ func TestDeferredMarksOnStop(t *testing.T) {
 			done := make(chan error, 1)
 			go func() { done <- r.Run(ctx) }()
 			testenv.Eventually(t, 10*time.Second, func() bool { return r.Published() == 5 })
-			time.Sleep(100 * time.Millisecond) // several failed reads
+			testenv.Eventually(t, 10*time.Second, func() bool { return st.failedReads.Load() >= 3 }) // several failed reads
 			if n := pendingCount(t, st); n != 5 {
 				t.Errorf("%d events pending before the stop, want the 5 whose marking failed", n)
 			}

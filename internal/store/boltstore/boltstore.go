@@ -354,16 +354,20 @@ func (s *Store) MarkSent(ctx context.Context, seqs ...string) error {
 		return nil
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketOutbox)
-		for _, k := range keys {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
+		return deleteKeys(tx.Bucket(bucketOutbox), keys)
 	})
 	if err != nil {
 		return fail(op, err)
+	}
+	return nil
+}
+
+// deleteKeys deletes keys from b; keys already gone are ignored.
+func deleteKeys(b *bolt.Bucket, keys [][]byte) error {
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -385,11 +389,10 @@ func (s *Store) MarkSentThenPending(ctx context.Context, seqs []string, limit in
 	var out []store.Pending
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketOutbox)
-		for _, k := range keys {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
+		if err := deleteKeys(b, keys); err != nil {
+			return err
 		}
+		var err error
 		out, err = pendingIn(b, limit)
 		return err
 	})
